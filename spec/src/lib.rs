@@ -45,6 +45,22 @@ pub struct TransitionInvariant<S: 'static> {
     pub holds: fn(&S, &S) -> bool,
 }
 
+/// A named liveness property: from every reachable state where `p` holds,
+/// every fair run reaches a state where `q` holds (`p` leads to `q`). Which
+/// runs count as fair is the model's declaration, not the spec's: the spec
+/// says what must eventually happen, the model says what the scheduler may
+/// not neglect.
+pub struct LeadsTo<S: 'static> {
+    /// Stable name, used in check output and manifests.
+    pub name: &'static str,
+    /// The property in one English sentence.
+    pub doc: &'static str,
+    /// The premise.
+    pub p: fn(&S) -> bool,
+    /// The goal every fair run from a premise state reaches.
+    pub q: fn(&S) -> bool,
+}
+
 /// Why `step` refused an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
@@ -95,6 +111,11 @@ pub trait Spec {
     /// Reachability goals: each must hold in some reachable state, which
     /// shows that a model whose invariants hold is not vacuous.
     fn sometimes() -> &'static [Invariant<Self::State>];
+    /// Liveness properties, checked on the reachable graph under the
+    /// model's fairness declaration. None by default.
+    fn liveness() -> &'static [LeadsTo<Self::State>] {
+        &[]
+    }
 }
 
 /// Where a recorded trace left the spec.

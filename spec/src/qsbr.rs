@@ -37,11 +37,13 @@
 //!
 //! # Properties
 //! See [`INVARIANTS`] and [`TRANSITION_INVARIANTS`]; each carries its
-//! one-sentence statement.
+//! one-sentence statement. [`LIVENESS`] states progress (every retired
+//! object is eventually freed), checked under the fairness the model
+//! declares; its doc says how it treats finalization.
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Invariant, Rejection, Spec, TransitionInvariant};
+use crate::{Invariant, LeadsTo, Rejection, Spec, TransitionInvariant};
 
 /// `QSBR_OFFLINE`: the `seq` of a thread that is not attached.
 pub const OFFLINE: u32 = 0;
@@ -71,6 +73,13 @@ pub struct Design {
     /// pointer it loaded before blocking on the mutex, which a concurrent
     /// array growth may have freed.
     pub reload_slot_under_mutex: bool,
+    /// Some caller outside `free_delayed` advances `wr_seq`: the free-threaded
+    /// GC's `process_delayed_frees` (`Python/gc_free_threading.c`) calls
+    /// `_Py_qsbr_advance` in its stop-the-world pause. Off: only a retirement
+    /// that reaches the deferral limit advances, so with a limit above the
+    /// number of retirements no deferred goal is ever reached (the model's
+    /// liveness twin; safety is unaffected).
+    pub gc_advances: bool,
 }
 
 impl Design {
@@ -79,6 +88,7 @@ impl Design {
         free_waits_for_goal: true,
         quiescent_outside_reads: true,
         reload_slot_under_mutex: true,
+        gc_advances: true,
     };
 }
 
@@ -375,6 +385,59 @@ impl State {
         }
     }
 
+    /// The representative of this state under renaming threads, and the
+    /// renaming: `perm[new] = old`. Threads are interchangeable (no rule of
+    /// the protocol looks at a thread's number), and a thread's number
+    /// appears only in its position in `threads`, in `array` (`Bound`) and
+    /// in `mutex`. Threads are sorted by their state together with those two
+    /// mentions, so two threads that compare equal can be swapped without
+    /// changing the state: the result does not depend on the original
+    /// numbering. Slot indices and objects are not renamed (which slot is
+    /// free first and which object is published next are protocol facts).
+    pub fn canonical(&self) -> (State, Vec<u8>) {
+        let n = self.threads.len();
+        let mentions: Vec<(bool, Vec<u8>)> = (0..n)
+            .map(|t| {
+                let bound = self
+                    .array
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, slot)| **slot == Slot::Bound(t as u8))
+                    .map(|(i, _)| i as u8)
+                    .collect();
+                (self.mutex == Some(t as u8), bound)
+            })
+            .collect();
+        let mut perm: Vec<u8> = (0..n as u8).collect();
+        perm.sort_by(|&a, &b| {
+            let (a, b) = (a as usize, b as usize);
+            (&self.threads[a], &mentions[a]).cmp(&(&self.threads[b], &mentions[b]))
+        });
+        let mut inverse = vec![0u8; n];
+        for (new, &old) in perm.iter().enumerate() {
+            inverse[old as usize] = new as u8;
+        }
+        let state = State {
+            threads: perm
+                .iter()
+                .map(|&old| self.threads[old as usize].clone())
+                .collect(),
+            mutex: self.mutex.map(|t| inverse[t as usize]),
+            array: self
+                .array
+                .iter()
+                .map(|slot| match *slot {
+                    Slot::Bound(t) => Slot::Bound(inverse[t as usize]),
+                    other => other,
+                })
+                .collect(),
+            objects: self.objects.clone(),
+            interp_queue: self.interp_queue.clone(),
+            ..*self
+        };
+        (state, perm)
+    }
+
     fn free_slot(&self) -> Option<u8> {
         // qsbr_allocate pops the freelist; initialize_new_array pushes slots
         // in index order, so the lowest free index is on top after a grow
@@ -490,7 +553,7 @@ impl Spec for Qsbr {
                     // Only advance when a pending goal needs it: this bounds
                     // wr_seq, and an advance nobody waits for changes no
                     // property.
-                    if s.pending().any(|i| i.goal > s.wr_seq) {
+                    if cfg.design.gc_advances && s.pending().any(|i| i.goal > s.wr_seq) {
                         out.push(Event::Advance {
                             thread,
                             wr_seq: s.wr_seq + INCR,
@@ -686,6 +749,9 @@ impl Spec for Qsbr {
                 n.threads[t].queue.push(Item { object: old, goal });
             }
             Event::Advance { wr_seq, .. } => {
+                if !cfg.design.gc_advances {
+                    return reject("no caller outside free_delayed advances in this design");
+                }
                 if !running_attached {
                     return reject("advance needs an attached thread");
                 }
@@ -803,7 +869,38 @@ impl Spec for Qsbr {
     fn sometimes() -> &'static [Invariant<State>] {
         SOMETIMES
     }
+
+    fn liveness() -> &'static [LeadsTo<State>] {
+        LIVENESS
+    }
 }
+
+/// Liveness, checked under the fairness the model declares
+/// (`models/src/qsbr.rs`). Retirements are bounded (`max_objects`), so
+/// "a state with no retired object follows" is the same as "each retired
+/// object is eventually freed": a run that never reaches such a state has a
+/// last retirement, after which some retired object is never freed.
+///
+/// Interpreter finalization (`_PyMem_FiniDelayed`) frees whatever is left
+/// once no thread runs; the spec omits it, so the goal also holds once
+/// every thread has exited. Without that, items abandoned to the
+/// interpreter's queue by the last threads to exit, which only an attached
+/// thread processes, would count as leaks CPython does not have.
+pub static LIVENESS: &[LeadsTo<State>] = &[LeadsTo {
+    name: "retired_eventually_freed",
+    doc: "Every retired object is eventually freed, or every thread exits and finalization frees it.",
+    p: |s| {
+        s.objects
+            .iter()
+            .any(|o| matches!(o, Object::Retired { .. }))
+    },
+    q: |s| {
+        s.objects
+            .iter()
+            .all(|o| !matches!(o, Object::Retired { .. }))
+            || s.threads.iter().all(|t| t.life == Life::Exited)
+    },
+}];
 
 /// Reachability goals: without them a model whose invariants hold could be
 /// holding vacuously.
@@ -1134,6 +1231,100 @@ mod tests {
             states.last().unwrap().array,
             vec![Slot::Free, Slot::Reserved]
         );
+    }
+
+    /// Every state reachable under `c` (a small exhaustive search).
+    fn reachable(c: &Config) -> Vec<State> {
+        let mut seen = std::collections::HashSet::new();
+        let mut todo = vec![Qsbr::init(c)];
+        let mut out = Vec::new();
+        let mut events = Vec::new();
+        while let Some(s) = todo.pop() {
+            if !seen.insert(s.clone()) {
+                continue;
+            }
+            events.clear();
+            Qsbr::enabled(c, &s, &mut events);
+            for e in &events {
+                todo.push(Qsbr::step(c, &s, e).unwrap());
+            }
+            out.push(s);
+        }
+        out
+    }
+
+    #[test]
+    fn without_gc_advance_deferred_goals_are_never_reached() {
+        // Deferral limit above the number of retirements: no retirement
+        // advances, so only the GC's advance could reach a goal.
+        let mut c = cfg(1);
+        c.deferral_limit = CPYTHON_DEFERRED_LIMIT;
+        let freed = |c: &Config| {
+            reachable(c)
+                .iter()
+                .any(|s| s.objects.contains(&Object::Freed))
+        };
+        assert!(freed(&c));
+        c.design.gc_advances = false;
+        assert!(!freed(&c));
+        let mut trace = start(0, 0);
+        trace.push(Event::Replace {
+            thread: 0,
+            new: 1,
+            goal: 3,
+            advanced: false,
+        });
+        trace.push(Event::Advance {
+            thread: 0,
+            wr_seq: 3,
+        });
+        let err = replay::<Qsbr>(&c, &trace).unwrap_err();
+        assert!(
+            matches!(err, TraceError::Rejected { index: 4, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn canonical_forgets_thread_numbers() {
+        let c = cfg(3);
+        let run = |t: u8, u: u8| {
+            let trace = vec![
+                Event::Reserve {
+                    thread: t,
+                    index: 0,
+                },
+                Event::Register { thread: t },
+                Event::Abandon { thread: t },
+                Event::Reserve {
+                    thread: u,
+                    index: 1,
+                },
+                Event::UnregisterLock { thread: t },
+            ];
+            replay::<Qsbr>(&c, &trace).unwrap().pop().unwrap()
+        };
+        let (a, b) = (run(0, 1), run(2, 0));
+        assert_ne!(a, b);
+        let ((ca, pa), (cb, _)) = (a.canonical(), b.canonical());
+        assert_eq!(ca, cb);
+        // The renaming is consistent: each thread keeps its own mentions.
+        for (new, &old) in pa.iter().enumerate() {
+            assert_eq!(ca.threads[new], a.threads[old as usize]);
+        }
+        let owner = ca.mutex.expect("the unregistering thread holds the mutex");
+        assert!(matches!(
+            ca.threads[owner as usize].life,
+            Life::Unregistering { .. }
+        ));
+        // Canonical forms are fixed points and keep every invariant's value.
+        for s in reachable(&cfg(2)) {
+            let (r, _) = s.canonical();
+            assert_eq!(r.canonical().0, r);
+            for inv in INVARIANTS {
+                assert_eq!((inv.holds)(&s), (inv.holds)(&r), "{}", inv.name);
+            }
+        }
     }
 
     #[test]
