@@ -18,6 +18,7 @@
 //! Architecture invariant: this crate has no threads, no I/O and no workspace
 //! dependencies. Everything in it is a pure function of its arguments.
 
+pub mod func_version;
 pub mod qsbr;
 
 use std::fmt::Debug;
