@@ -19,6 +19,7 @@
 //! dependencies. Everything in it is a pure function of its arguments.
 
 pub mod func_version;
+pub mod gil;
 pub mod qsbr;
 
 use std::fmt::Debug;
