@@ -250,7 +250,7 @@ impl Config {
                 self.last_version
             ));
         }
-        if self.max_writes >= u8::MAX {
+        if self.max_writes == u8::MAX {
             return Err("max_writes must be below 255".into());
         }
         Ok(())
@@ -875,7 +875,7 @@ impl Spec for FuncVersion {
                 set_stage(&mut n.threads[t], Stage::Pausing);
             }
             Event::Suspend { .. } => {
-                if !attached || !s.requester.is_some_and(|r| r as usize != t) {
+                if !attached || s.requester.is_none_or(|r| r as usize == t) {
                     return reject("only an attached thread suspends, for another's pause");
                 }
                 if !s.safe_point(cfg, th) {
