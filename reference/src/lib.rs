@@ -1,1 +1,14 @@
-//! placeholder
+//! The executable reference runtime of cpyrt.
+//!
+//! Real threads, real atomics and real heap memory implement CPython's
+//! free-threading machinery one mechanism per module, behind one shim
+//! ([`primitive`]) that swaps `std` for loom or shuttle. With tracing on,
+//! the runtime records the events of `cpyrt_spec` ([`trace`]), so a run can
+//! be replayed against the spec and the models.
+//!
+//! Architecture invariant: only [`primitive`] names `std::sync`, loom or
+//! shuttle; this crate depends on no workspace crate but `cpyrt-spec`.
+
+pub mod primitive;
+pub mod qsbr;
+pub mod trace;
