@@ -1,0 +1,98 @@
+//! Action coverage: how many transitions of each action kind the reachable
+//! graph holds, and which kinds never fire.
+//!
+//! A kind that never fires in a configuration whose properties hold is a
+//! warning sign: the model may hold only because part of the protocol is
+//! unreachable (a guard too strong, a bound too small).
+
+use serde::Serialize;
+use stateright::Model;
+
+use super::graph::StateGraph;
+
+/// Transitions per action kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Coverage {
+    /// Every declared kind in declaration order, then any undeclared kind
+    /// the model produced, with its transition count.
+    pub kinds: Vec<KindCount>,
+    /// Declared kinds with no transition.
+    pub never_fired: Vec<&'static str>,
+    /// Whether the graph was symmetry-reduced (counts are then transitions
+    /// between representatives).
+    pub symmetric: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KindCount {
+    pub kind: &'static str,
+    pub transitions: u64,
+}
+
+impl Coverage {
+    /// Counts the graph's edges by `kind`; `all` lists every kind the model
+    /// declares, so kinds that never fire are reported.
+    pub fn of<M: Model>(
+        model: &M,
+        graph: &StateGraph<M>,
+        kind: impl Fn(&M::Action) -> &'static str,
+        all: &[&'static str],
+    ) -> Self {
+        let mut kinds: Vec<KindCount> = all
+            .iter()
+            .map(|&k| KindCount {
+                kind: k,
+                transitions: 0,
+            })
+            .collect();
+        let mut buf = Vec::new();
+        for id in 0..graph.len() as u32 {
+            if graph.is_terminal(id) {
+                continue;
+            }
+            buf.clear();
+            model.actions(graph.state(id), &mut buf);
+            for e in graph.edges(id) {
+                let k = kind(&buf[e.action as usize]);
+                match kinds.iter_mut().find(|c| c.kind == k) {
+                    Some(c) => c.transitions += 1,
+                    None => kinds.push(KindCount {
+                        kind: k,
+                        transitions: 1,
+                    }),
+                }
+            }
+        }
+        let never_fired = kinds
+            .iter()
+            .filter(|c| c.transitions == 0)
+            .map(|c| c.kind)
+            .collect();
+        Coverage {
+            kinds,
+            never_fired,
+            symmetric: graph.canonicalizer().is_some(),
+        }
+    }
+
+    /// Transitions of `kind` (0 when unknown).
+    pub fn count(&self, kind: &str) -> u64 {
+        self.kinds
+            .iter()
+            .find(|c| c.kind == kind)
+            .map_or(0, |c| c.transitions)
+    }
+
+    /// One line per kind, then the never-fired warning if any.
+    pub fn render(&self) -> String {
+        let width = self.kinds.iter().map(|c| c.kind.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for c in &self.kinds {
+            out.push_str(&format!("  {:<width$}  {:>10}\n", c.kind, c.transitions));
+        }
+        if !self.never_fired.is_empty() {
+            out.push_str(&format!("  never fired: {}\n", self.never_fired.join(", ")));
+        }
+        out
+    }
+}
