@@ -1,6 +1,13 @@
 //! stateright models built from the spec, with their configurations, broken
 //! twins and the manifest of expected results.
 
+pub mod manifest;
+pub mod qsbr;
+pub mod registry;
+pub mod render;
+pub mod report;
+pub mod run;
+pub mod spec_mechanism;
 pub mod spec_model;
 
 pub use spec_model::{Checked, SpecModel};
