@@ -75,7 +75,7 @@ pub use cpyrt_spec::qsbr::{Design, Event};
 pub use domain::Domain;
 pub use published::{Published, ReadGuard};
 pub use slots::Reservation;
-pub use thread::QsbrThread;
+pub use thread::{Exiting, QsbrThread};
 
 /// `QSBR_OFFLINE`: the `seq` of a thread that is not attached.
 pub const OFFLINE: u64 = cpyrt_spec::qsbr::OFFLINE as u64;

@@ -158,10 +158,12 @@ pub(crate) fn process_queue(
         let to_drop = domain.trace().step(|log| {
             let item = queue.pop_front().expect("the head is still there");
             if let Some(object) = item.value.object() {
-                let object = event_u8(object, "objects");
-                log.emit(match which {
-                    Which::Own => Event::FreeOwn { thread, object },
-                    Which::Interp => Event::FreeInterp { thread, object },
+                log.emit_with(|| {
+                    let object = event_u8(object, "objects");
+                    match which {
+                        Which::Own => Event::FreeOwn { thread, object },
+                        Which::Interp => Event::FreeInterp { thread, object },
+                    }
                 });
             }
             release(reclaim, item.value, quarantine)

@@ -287,6 +287,9 @@ impl Domain {
                 // SAFETY: shared->mutex guards the books.
                 let book = unsafe { &mut *book };
                 if book.retired {
+                    // The event is the write; record it before reporting, so
+                    // the trace shows the step the spec flags.
+                    log.emit(Event::UnregisterRelease { thread });
                     panic!(
                         "use-after-free: thread {thread} unregistered through a stale slot \
                          pointer into a slot array that growth freed (gh-115103)"

@@ -15,8 +15,7 @@ use crate::primitive::sync::{Arc, lock};
 ///
 /// It knows its spec thread index ([`QsbrThread::tid`]); every event it
 /// records names it. Dropping it runs [`QsbrThread::exit`] (unless the
-/// thread is panicking, when it leaks its queue rather than free anything
-/// early).
+/// thread is panicking).
 pub struct QsbrThread {
     pub(super) domain: Arc<Domain>,
     pub(super) tid: u8,
@@ -282,31 +281,41 @@ impl QsbrThread {
         freed + process_interp_queue(&self.domain, self.tid, &mut local.quarantine)
     }
 
-    /// Thread exit: detach if attached, `_PyMem_AbandonDelayed` (the queue
-    /// moves to the interpreter's queue), then `_Py_qsbr_unregister`.
-    pub fn exit(mut self) {
-        self.exit_inner();
+    /// Thread exit: [`QsbrThread::abandon`], then [`Exiting::unregister`].
+    pub fn exit(self) {
+        self.abandon().unregister();
     }
 
-    fn exit_inner(&mut self) {
-        if self.exited {
-            return;
-        }
+    /// The first half of thread exit (`PyThreadState_Clear`): detach if
+    /// attached, then `_PyMem_AbandonDelayed` moves the queue to the
+    /// interpreter's queue. The thread can no longer attach;
+    /// [`Exiting::unregister`] finishes the exit. Split so that a workload
+    /// can interleave other threads between the two halves.
+    pub fn abandon(mut self) -> Exiting {
+        self.leave()
+    }
+
+    fn leave(&mut self) -> Exiting {
+        assert!(!self.exited, "a thread exits once");
         if self.attached {
             self.detach();
         }
-        let stale = self.abandon();
-        self.domain.unregister(self.tid, &self.record, stale);
-        if !self.local.quarantine.is_empty() {
-            lock(self.domain.quarantine()).append(&mut self.local.quarantine);
-        }
+        let stale = self.abandon_queue();
         self.exited = true;
+        Exiting {
+            domain: Arc::clone(&self.domain),
+            tid: self.tid,
+            record: Arc::clone(&self.record),
+            stale: stale.map(StaleSlot),
+            quarantine: mem::take(&mut self.local.quarantine),
+            done: false,
+        }
     }
 
     /// `_PyMem_AbandonDelayed`. The broken design that loads the slot
     /// pointer before `_Py_qsbr_unregister` takes the mutex loads it in this
     /// step (the spec's `Abandon` records it), returning it.
-    fn abandon(&mut self) -> Option<*mut Slot> {
+    fn abandon_queue(&mut self) -> Option<*mut Slot> {
         debug_assert!(!self.attached);
         let early_load = !self.domain.config().design.reload_slot_under_mutex;
         let record = &self.record;
@@ -333,19 +342,66 @@ impl QsbrThread {
 }
 
 impl Drop for QsbrThread {
+    /// Exits the thread, unless it is panicking: then it leaks rather than
+    /// frees (its queue's goals may not be reached, and in ghost mode other
+    /// threads may still hold what it quarantined) and its slot stays
+    /// registered.
     fn drop(&mut self) {
         if self.exited {
             return;
         }
         if std::thread::panicking() {
-            // A panicking thread leaks rather than frees: its queue's goals
-            // may not be reached, and in ghost mode other threads may still
-            // hold what it quarantined. Its slot stays registered.
             mem::forget(mem::take(&mut self.local.queue));
             mem::forget(mem::take(&mut self.local.quarantine));
             return;
         }
-        self.exit_inner();
+        self.leave().unregister();
+    }
+}
+
+/// A slot pointer loaded before `shared->mutex` (the broken design).
+struct StaleSlot(*mut Slot);
+
+// SAFETY: the pointer is only dereferenced by `Domain::unregister` under
+// shared->mutex, on whichever thread finishes the exit.
+unsafe impl Send for StaleSlot {}
+
+/// A thread between `_PyMem_AbandonDelayed` and `_Py_qsbr_unregister`.
+pub struct Exiting {
+    domain: Arc<Domain>,
+    tid: u8,
+    record: Arc<ThreadRecord>,
+    stale: Option<StaleSlot>,
+    quarantine: Vec<Retired>,
+    done: bool,
+}
+
+impl Exiting {
+    /// `_Py_qsbr_unregister`: gives the slot back under `shared->mutex`.
+    pub fn unregister(mut self) {
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        self.done = true;
+        let stale = self.stale.take().map(|s| s.0);
+        self.domain.unregister(self.tid, &self.record, stale);
+        if !self.quarantine.is_empty() {
+            lock(self.domain.quarantine()).append(&mut self.quarantine);
+        }
+    }
+}
+
+impl Drop for Exiting {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if std::thread::panicking() {
+            mem::forget(mem::take(&mut self.quarantine));
+            return;
+        }
+        self.finish();
     }
 }
 
