@@ -21,6 +21,7 @@
 pub mod func_version;
 pub mod gil;
 pub mod qsbr;
+pub mod stw;
 pub mod type_version;
 
 use std::fmt::Debug;
