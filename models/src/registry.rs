@@ -239,7 +239,11 @@ impl Token {
         let (model, variant, threads, bounds, steps) = match parts[..] {
             [m, v, t, s] => (m, v, t, DEFAULT_BOUNDS, s),
             [m, v, t, b, s] => (m, v, t, b, s),
-            _ => return Err(bad("it needs four parts separated by '/'")),
+            _ => {
+                return Err(bad(
+                    "it needs four parts separated by '/' (five with a bounds profile)",
+                ));
+            }
         };
         if model.is_empty() || variant.is_empty() || bounds.is_empty() {
             return Err(bad("empty model, variant or bounds"));

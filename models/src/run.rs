@@ -437,7 +437,7 @@ impl std::fmt::Display for PathError {
             ),
             n => write!(
                 f,
-                "step {} takes action {}, but that state offers only actions 0..{}",
+                "step {} takes action {}, but the state before it offers only {n} (0 to {})",
                 self.step,
                 self.index,
                 n - 1
