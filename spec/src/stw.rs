@@ -92,14 +92,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Invariant, Rejection, Spec, TransitionInvariant};
+use crate::{Invariant, LeadsTo, Rejection, Spec, TransitionInvariant};
 
+mod enabled;
 mod props;
 mod step;
 #[cfg(test)]
 mod tests;
 
-pub use props::{INVARIANTS, SOMETIMES, TRANSITION_INVARIANTS, blocked_on, deadlocked};
+pub use props::{INVARIANTS, LIVENESS, SOMETIMES, TRANSITION_INVARIANTS, blocked_on, deadlocked};
 
 /// Largest thread count (thread sets are `u8` bitmasks; 4 keeps models small).
 pub const MAX_THREADS: usize = 4;
@@ -542,11 +543,13 @@ pub enum Event {
     Exit { thread: u8 },
     /// `Py_FinalizeEx` begins: the thread will take the global pause.
     Shutdown { thread: u8 },
-    /// `stop_the_world` takes its next lock (the first starts a request of
-    /// `scope`); `parked` when it was busy (the thread detaches and parks).
+    /// `stop_the_world` takes its next lock; `start` when this attempt
+    /// begins a request of `scope` (`_PyEval_StopTheWorld` is called),
+    /// `parked` when the lock was busy (the thread detaches and parks).
     StwLock {
         thread: u8,
         scope: Scope,
+        start: bool,
         lock: StwLock,
         parked: bool,
         wake: Option<Wake>,
@@ -632,6 +635,8 @@ impl Event {
     }
 
     /// The event's kind, without its values (for coverage and fairness).
+    /// The first `StwLock` of a request is its own kind, `StwRequest`: a
+    /// thread chooses to request a pause, but must go on taking the locks.
     pub fn kind(&self) -> &'static str {
         use Event::*;
         match self {
@@ -646,6 +651,7 @@ impl Event {
             Countdown { .. } => "Countdown",
             Exit { .. } => "Exit",
             Shutdown { .. } => "Shutdown",
+            StwLock { start: true, .. } => "StwRequest",
             StwLock { .. } => "StwLock",
             StwBegin { .. } => "StwBegin",
             StwScan { .. } => "StwScan",
@@ -673,6 +679,7 @@ pub const EVENT_KINDS: &[&str] = &[
     "Countdown",
     "Exit",
     "Shutdown",
+    "StwRequest",
     "StwLock",
     "StwBegin",
     "StwScan",
@@ -736,7 +743,7 @@ impl Spec for Stop {
     }
 
     fn enabled(cfg: &Config, state: &State, out: &mut Vec<Event>) {
-        step::enabled(cfg, state, out)
+        enabled::enabled(cfg, state, out)
     }
 
     fn step(cfg: &Config, state: &State, event: &Event) -> Result<State, Rejection> {
@@ -757,5 +764,9 @@ impl Spec for Stop {
 
     fn sometimes() -> &'static [Invariant<State>] {
         SOMETIMES
+    }
+
+    fn liveness() -> &'static [LeadsTo<State>] {
+        LIVENESS
     }
 }

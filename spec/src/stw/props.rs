@@ -39,6 +39,69 @@ pub static TRANSITION_INVARIANTS: &[TransitionInvariant<State>] = &[TransitionIn
     holds: only_pause_end_unsuspends,
 }];
 
+/// Liveness, checked under the fairness the model declares
+/// (`models/src/checker/stw.rs`): every request eventually stops the world,
+/// and every suspended thread eventually attaches again (or is removed by
+/// finalization, whose threads are meant to hang). Pause requests are
+/// bounded per thread, so a run cannot postpone the second goal forever by
+/// pausing again and again.
+pub static LIVENESS: &[LeadsTo<State>] = &[
+    LeadsTo {
+        name: "global_pause_stops_world",
+        doc: "A requested global pause eventually stops the world.",
+        p: |s| requested_not_stopped(s, 0),
+        q: |s| s.stw[0].world_stopped,
+    },
+    LeadsTo {
+        name: "interp0_pause_stops_world",
+        doc: "A requested pause of interpreter 0 eventually stops its world.",
+        p: |s| requested_not_stopped(s, 1),
+        q: |s| s.stw[1].world_stopped,
+    },
+    LeadsTo {
+        name: "interp1_pause_stops_world",
+        doc: "A requested pause of interpreter 1 eventually stops its world.",
+        p: |s| requested_not_stopped(s, 2),
+        q: |s| s.stw.get(2).is_none_or(|w| w.world_stopped),
+    },
+    LeadsTo {
+        name: "suspended_thread_0_attaches",
+        doc: "Thread 0, once SUSPENDED, eventually attaches again or leaves its interpreter's thread list.",
+        p: |s| suspended(s, 0),
+        q: |s| attached_or_gone(s, 0),
+    },
+    LeadsTo {
+        name: "suspended_thread_1_attaches",
+        doc: "Thread 1, once SUSPENDED, eventually attaches again or leaves its interpreter's thread list.",
+        p: |s| suspended(s, 1),
+        q: |s| attached_or_gone(s, 1),
+    },
+    LeadsTo {
+        name: "suspended_thread_2_attaches",
+        doc: "Thread 2, once SUSPENDED, eventually attaches again or leaves its interpreter's thread list.",
+        p: |s| suspended(s, 2),
+        q: |s| attached_or_gone(s, 2),
+    },
+];
+
+fn requested_not_stopped(s: &State, i: usize) -> bool {
+    s.stw
+        .get(i)
+        .is_some_and(|w| w.requested && !w.world_stopped)
+}
+
+fn suspended(s: &State, t: usize) -> bool {
+    s.threads
+        .get(t)
+        .is_some_and(|th| th.life == Life::Alive && th.state == TState::Suspended)
+}
+
+fn attached_or_gone(s: &State, t: usize) -> bool {
+    s.threads
+        .get(t)
+        .is_none_or(|th| th.life != Life::Alive || th.state == TState::Attached)
+}
+
 /// Reachability goals: without them a model whose invariants hold could be
 /// holding vacuously.
 pub static SOMETIMES: &[Invariant<State>] = &[

@@ -40,9 +40,11 @@ fn cfg(roles: Vec<Role>, interps: u8, design: Design) -> Config {
 }
 
 fn lock(thread: u8, scope: Scope, lock: StwLock) -> Event {
+    // The first lock of a request starts it.
     Event::StwLock {
         thread,
         scope,
+        start: lock == StwLock::Mutex,
         lock,
         parked: false,
         wake: None,
@@ -413,6 +415,7 @@ fn global_pause_waits_for_per_interpreter_readers() {
         Event::StwLock {
             thread: 1,
             scope: g,
+            start: false,
             lock: StwLock::RwMutex,
             parked: true,
             wake: None,
@@ -433,6 +436,7 @@ fn global_pause_waits_for_per_interpreter_readers() {
         Event::StwLock {
             thread: 2,
             scope: Scope::Interp(1),
+            start: false,
             lock: StwLock::RwMutex,
             parked: true,
             wake: None,
@@ -552,7 +556,25 @@ fn finalization_makes_the_other_threads_hang() {
     );
     let g = Scope::Global;
     let mut trace = vec![Event::Shutdown { thread: 0 }];
-    trace.extend(take_locks(g));
+    // Py_FinalizeEx started the request: its first lock is no start.
+    trace.extend(take_locks(g).into_iter().map(|e| match e {
+        Event::StwLock {
+            thread,
+            scope,
+            lock,
+            parked,
+            wake,
+            ..
+        } => Event::StwLock {
+            thread,
+            scope,
+            start: false,
+            lock,
+            parked,
+            wake,
+        },
+        e => e,
+    }));
     trace.extend([
         Event::StwBegin {
             thread: 0,
