@@ -103,6 +103,77 @@ impl<M: Model> Lasso<M> {
         self.trace.indices()
     }
 
+    /// Re-checks the lasso against the model alone, not the graph: the
+    /// action indices replay to the same states, the goal `q` fails from
+    /// the premise on, the cycle returns to its first state, and the cycle
+    /// is fair (each weak constraint taken in it or disabled in one of its
+    /// states; each strong one taken in it or disabled in all of them). A
+    /// terminal lasso must end in a state with no enabled action.
+    pub fn verify(
+        &self,
+        model: &M,
+        fairness: &Fairness<M::Action>,
+        q: impl Fn(&M::State) -> bool,
+    ) -> Result<(), String>
+    where
+        M::State: Clone + Hash + Eq + fmt::Debug,
+        M::Action: Clone,
+    {
+        let again = Trace::from_indices(model, &self.indices()).map_err(|e| e.to_string())?;
+        let steps = self.trace.steps.len();
+        for k in 0..=steps {
+            if again.state_at(k) != self.trace.state_at(k) {
+                return Err(format!("replay differs after {k} steps"));
+            }
+            if k >= self.p_at && q(self.trace.state_at(k)) {
+                return Err(format!("the goal holds after {k} steps"));
+            }
+        }
+        let enabled = |s: &M::State| -> Result<(u64, usize), String> {
+            let mut buf = Vec::new();
+            model.actions(s, &mut buf);
+            let mut mask = 0u64;
+            let mut count = 0;
+            for a in buf {
+                let bit = fairness.constraint(&a)?;
+                if model.next_state(s, a).is_some() {
+                    count += 1;
+                    if let Some(b) = bit {
+                        mask |= 1 << b;
+                    }
+                }
+            }
+            Ok((mask, count))
+        };
+        if self.terminal {
+            let (_, count) = enabled(self.trace.last())?;
+            return if count == 0 {
+                Ok(())
+            } else {
+                Err("a terminal lasso ends in a state with enabled actions".into())
+            };
+        }
+        if self.cycle_len() == 0 || self.trace.state_at(self.cycle_start) != self.trace.last() {
+            return Err("the cycle does not return to its first state".into());
+        }
+        let (mut taken, mut all, mut any) = (0u64, !0u64, 0u64);
+        for k in self.cycle_start..steps {
+            let (mask, _) = enabled(self.trace.state_at(k))?;
+            all &= mask;
+            any |= mask;
+            if let Some(b) = fairness.constraint(&self.trace.steps[k].action)? {
+                taken |= 1 << b;
+            }
+        }
+        let unfair =
+            (fairness.mask(Strength::Weak) & all | fairness.mask(Strength::Strong) & any) & !taken;
+        if unfair != 0 {
+            let b = unfair.trailing_zeros() as u8;
+            return Err(format!("the cycle is unfair to {}", fairness.describe(b)));
+        }
+        Ok(())
+    }
+
     /// The lasso as lines a user reads and replays.
     pub fn render(&self, model: &M, fairness: &Fairness<M::Action>) -> String
     where

@@ -53,24 +53,42 @@ where
     M::State: Clone + Hash + Eq,
     M::Action: Clone + 'static,
 {
+    let props = model.properties();
+    // One pass over the states in id order, which is BFS order: the first
+    // state that breaks (always) or meets (sometimes) each property is the
+    // one a breadth-first search from the initial states meets first.
+    let mut first: Vec<Option<u32>> = vec![None; props.len()];
+    for id in 0..graph.len() as u32 {
+        let state = graph.state(id);
+        for (k, prop) in props.iter().enumerate() {
+            if first[k].is_some() {
+                continue;
+            }
+            let hit = match prop.expectation {
+                Expectation::Always => !(prop.condition)(model, state),
+                Expectation::Sometimes => (prop.condition)(model, state),
+                Expectation::Eventually => false,
+            };
+            if hit {
+                first[k] = Some(id);
+            }
+        }
+    }
+    let trace = |target: u32| {
+        let (start, hops) = graph
+            .path_to(|id| id == target)
+            .expect("every state of the graph is reachable");
+        Trace::from_graph_path(model, graph, start, &hops).map_err(LivenessError::Trace)
+    };
     let mut out = Vec::new();
-    for prop in model.properties() {
-        let cond = prop.condition;
-        let holds = |id: u32| cond(model, graph.state(id));
-        let trace = |target: &dyn Fn(u32) -> bool| {
-            let (start, hops) = graph.path_to(target)?;
-            Some(Trace::from_graph_path(model, graph, start, &hops).map_err(LivenessError::Trace))
-        };
-        let outcome = match prop.expectation {
-            Expectation::Always => match trace(&|id| !holds(id)) {
-                Some(t) => Outcome::Violated(t?),
-                None => Outcome::Holds,
-            },
-            Expectation::Sometimes => match trace(&holds) {
-                Some(t) => Outcome::Reached(t?),
-                None => Outcome::Unreached,
-            },
-            Expectation::Eventually => {
+    for (k, prop) in props.into_iter().enumerate() {
+        let outcome = match (prop.expectation.clone(), first[k]) {
+            (Expectation::Always, Some(id)) => Outcome::Violated(trace(id)?),
+            (Expectation::Always, None) => Outcome::Holds,
+            (Expectation::Sometimes, Some(id)) => Outcome::Reached(trace(id)?),
+            (Expectation::Sometimes, None) => Outcome::Unreached,
+            (Expectation::Eventually, _) => {
+                let cond = prop.condition;
                 let report =
                     liveness::eventually(model, graph, &Fairness::none(), |s| cond(model, s))?;
                 match report.lasso {
