@@ -1,6 +1,7 @@
 //! stateright models built from the spec, with their configurations, broken
 //! twins and the manifest of expected results.
 
+pub mod checker;
 pub mod manifest;
 pub mod qsbr;
 pub mod registry;
