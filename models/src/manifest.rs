@@ -5,7 +5,8 @@
 //! re-runs the small configurations on every `cargo test`.
 //!
 //! The file is compiled in, so the binary judges against the manifest it
-//! was built with.
+//! was built with; [`ENV_OVERRIDE`] names another file to judge against
+//! instead (to try a changed manifest without rebuilding).
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,9 @@ use crate::run::Strategy;
 
 /// The manifest text, as compiled in.
 pub const TEXT: &str = include_str!("../manifest.json");
+
+/// Environment variable: a manifest file to use instead of [`TEXT`].
+pub const ENV_OVERRIDE: &str = "CPYRT_MANIFEST";
 
 /// One pinned configuration.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,8 +69,16 @@ struct File {
 /// Every entry, in file order, after checking that each one is
 /// consistent (`expected` agrees with `violated`, no duplicates).
 pub fn entries() -> Result<Vec<Entry>, String> {
-    let file: File =
-        serde_json::from_str(TEXT).map_err(|e| format!("models/manifest.json: {e}"))?;
+    let (origin, text) = match std::env::var_os(ENV_OVERRIDE) {
+        Some(path) => {
+            let shown = path.to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("{ENV_OVERRIDE}={shown}: {e}"))?;
+            (shown, text)
+        }
+        None => ("models/manifest.json".to_string(), TEXT.to_string()),
+    };
+    let file: File = serde_json::from_str(&text).map_err(|e| format!("{origin}: {e}"))?;
     let mut seen = std::collections::BTreeSet::new();
     for e in &file.configurations {
         let key = (
@@ -76,7 +88,7 @@ pub fn entries() -> Result<Vec<Entry>, String> {
             e.bounds.as_str(),
         );
         if !seen.insert(key) {
-            return Err(format!("models/manifest.json: {key:?} appears twice"));
+            return Err(format!("{origin}: {key:?} appears twice"));
         }
         let consistent = match e.expected.as_str() {
             "holds" => e.violated.is_empty(),
@@ -85,7 +97,7 @@ pub fn entries() -> Result<Vec<Entry>, String> {
         };
         if !consistent {
             return Err(format!(
-                "models/manifest.json: {key:?}: expected '{}' with violated {:?}",
+                "{origin}: {key:?}: expected '{}' with violated {:?}",
                 e.expected, e.violated
             ));
         }
