@@ -18,6 +18,7 @@
 //! Architecture invariant: this crate has no threads, no I/O and no workspace
 //! dependencies. Everything in it is a pure function of its arguments.
 
+pub mod fork;
 pub mod func_version;
 pub mod gil;
 pub mod qsbr;
