@@ -5,27 +5,27 @@
 //! warning sign: the model may hold only because part of the protocol is
 //! unreachable (a guard too strong, a bound too small).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use stateright::Model;
 
 use super::graph::StateGraph;
 
 /// Transitions per action kind.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Coverage {
     /// Every declared kind in declaration order, then any undeclared kind
     /// the model produced, with its transition count.
     pub kinds: Vec<KindCount>,
     /// Declared kinds with no transition.
-    pub never_fired: Vec<&'static str>,
+    pub never_fired: Vec<String>,
     /// Whether the graph was symmetry-reduced (counts are then transitions
     /// between representatives).
     pub symmetric: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KindCount {
-    pub kind: &'static str,
+    pub kind: String,
     pub transitions: u64,
 }
 
@@ -41,7 +41,7 @@ impl Coverage {
         let mut kinds: Vec<KindCount> = all
             .iter()
             .map(|&k| KindCount {
-                kind: k,
+                kind: k.to_string(),
                 transitions: 0,
             })
             .collect();
@@ -57,7 +57,7 @@ impl Coverage {
                 match kinds.iter_mut().find(|c| c.kind == k) {
                     Some(c) => c.transitions += 1,
                     None => kinds.push(KindCount {
-                        kind: k,
+                        kind: k.to_string(),
                         transitions: 1,
                     }),
                 }
@@ -66,7 +66,7 @@ impl Coverage {
         let never_fired = kinds
             .iter()
             .filter(|c| c.transitions == 0)
-            .map(|c| c.kind)
+            .map(|c| c.kind.clone())
             .collect();
         Coverage {
             kinds,

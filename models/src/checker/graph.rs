@@ -108,7 +108,22 @@ pub struct StateGraph<M: Model> {
     targets: Vec<u32>,
     actions: Vec<u16>,
     canon: Option<Canonicalizer<M::State>>,
+    /// Length of the longest shortest path from an initial state.
+    depth: usize,
+    /// Successors generated, revisits included (stateright's state count).
+    generated: usize,
 }
+
+/// How far a build has got, reported every [`PROGRESS_EVERY`] states.
+#[derive(Clone, Copy, Debug)]
+pub struct BuildProgress {
+    pub unique_states: usize,
+    pub generated: usize,
+    pub depth: usize,
+}
+
+/// States between two progress reports.
+pub const PROGRESS_EVERY: usize = 1 << 14;
 
 impl<M: Model> StateGraph<M>
 where
@@ -128,6 +143,16 @@ where
         max_states: usize,
         canon: Option<Canonicalizer<M::State>>,
     ) -> Result<Self, GraphError> {
+        Self::build_observed(model, max_states, canon, &mut |_| {})
+    }
+
+    /// As [`StateGraph::build_with`], reporting progress to `observe`.
+    pub fn build_observed(
+        model: &M,
+        max_states: usize,
+        canon: Option<Canonicalizer<M::State>>,
+        observe: &mut dyn FnMut(&BuildProgress),
+    ) -> Result<Self, GraphError> {
         let mut g = StateGraph {
             states: Vec::new(),
             init: Vec::new(),
@@ -135,6 +160,8 @@ where
             targets: Vec::new(),
             actions: Vec::new(),
             canon,
+            depth: 0,
+            generated: 0,
         };
         let mut index: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>> = HashMap::default();
         let mut intern =
@@ -167,15 +194,29 @@ where
             if !model.within_boundary(&s) {
                 continue;
             }
+            g.generated += 1;
             let (id, new) = intern(&mut g.states, s)?;
             if new {
                 g.init.push((id, i as u32));
             }
         }
+        // States before `level_end` are at depth `g.depth`.
+        let mut level_end = g.states.len();
         let mut buf = Vec::new();
         let mut succ = Vec::new();
         let mut next = 0usize;
         while next < g.states.len() {
+            if next == level_end {
+                g.depth += 1;
+                level_end = g.states.len();
+            }
+            if next % PROGRESS_EVERY == 0 {
+                observe(&BuildProgress {
+                    unique_states: g.states.len(),
+                    generated: g.generated,
+                    depth: g.depth,
+                });
+            }
             let state = &g.states[next];
             model.actions(state, &mut buf);
             if buf.len() > u16::MAX as usize {
@@ -195,6 +236,7 @@ where
                     }
                 }
             }
+            g.generated += succ.len();
             for (i, n) in succ.drain(..) {
                 let (id, _) = intern(&mut g.states, n)?;
                 g.targets.push(id);
@@ -221,6 +263,16 @@ impl<M: Model> StateGraph<M> {
 
     pub fn is_empty(&self) -> bool {
         self.states.is_empty()
+    }
+
+    /// Length of the longest shortest path from an initial state.
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Initial states and successors generated, revisits included.
+    pub fn generated(&self) -> usize {
+        self.generated
     }
 
     /// Number of edges (transitions between unique states, one per action

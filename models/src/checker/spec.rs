@@ -3,7 +3,7 @@
 //! the checks that use it, with results as plain data for the CLI.
 
 use cpyrt_spec::Spec;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::coverage::Coverage;
 use super::export::{self, Labels};
@@ -98,8 +98,8 @@ where
                 }
             });
             out.push(LivenessOutcome {
-                name: prop.name,
-                doc: prop.doc,
+                name: prop.name.to_string(),
+                doc: prop.doc.to_string(),
                 holds: report.holds(),
                 fairness: fairness.classes().iter().map(describe).collect(),
                 region_states: report.region_states,
@@ -169,10 +169,10 @@ pub fn compact_event<E: std::fmt::Debug>(e: &E) -> String {
 }
 
 /// The verdict on one liveness property.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LivenessOutcome {
-    pub name: &'static str,
-    pub doc: &'static str,
+    pub name: String,
+    pub doc: String,
     pub holds: bool,
     /// The fairness it was judged under.
     pub fairness: Vec<String>,
@@ -183,7 +183,7 @@ pub struct LivenessOutcome {
 
 /// A lasso as data: replayable action indices (the initial state is the
 /// model's only one), where the premise starts and the cycle begins.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LassoSummary {
     pub steps: Vec<usize>,
     pub p_at: usize,
