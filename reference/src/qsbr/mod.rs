@@ -131,6 +131,11 @@ pub struct Config {
     pub reclaim: Reclaim,
     /// Record spec events (see [`crate::trace`]).
     pub trace: bool,
+    /// The SeqCst fence after the attach store: the reader's half of the
+    /// store-buffer argument (see `QsbrThread::attach`). Not a CPython
+    /// design switch (the spec is sequentially consistent and cannot see
+    /// it): `false` is the broken ordering the loom pass must catch.
+    pub attach_fence: bool,
 }
 
 impl Config {
@@ -142,6 +147,7 @@ impl Config {
         chunk_items: CPYTHON_CHUNK_ITEMS,
         reclaim: Reclaim::Real,
         trace: false,
+        attach_fence: true,
     };
 
     /// The runtime configuration matching a spec configuration, traced.
@@ -156,6 +162,7 @@ impl Config {
             chunk_items: 0,
             reclaim: Reclaim::Real,
             trace: true,
+            attach_fence: true,
         }
     }
 
@@ -174,7 +181,7 @@ impl Config {
     /// could be a real use-after-free (a broken design) or would happen
     /// inside a model checker.
     pub fn effective_reclaim(&self) -> Reclaim {
-        if crate::primitive::MODEL_CHECKED || self.design != Design::CPYTHON {
+        if crate::primitive::MODEL_CHECKED || self.design != Design::CPYTHON || !self.attach_fence {
             Reclaim::Ghost
         } else {
             self.reclaim

@@ -163,7 +163,9 @@ impl QsbrThread {
             // store stays SeqCst as in CPython; the fence is what loom
             // models (it treats SeqCst stores as Release).
             slot.seq.store(seq, Ordering::SeqCst);
-            fence(Ordering::SeqCst);
+            if domain.config().attach_fence {
+                fence(Ordering::SeqCst);
+            }
             debug_assert_eq!(seq % 2, 1, "wr_seq_odd");
             log.emit_with(|| Event::Attach {
                 thread: tid,
