@@ -10,5 +10,6 @@ pub mod report;
 pub mod run;
 pub mod spec_mechanism;
 pub mod spec_model;
+pub mod stw;
 
 pub use spec_model::{Checked, SpecModel};

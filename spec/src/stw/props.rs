@@ -103,27 +103,12 @@ fn attached_or_gone(s: &State, t: usize) -> bool {
 }
 
 /// Reachability goals: without them a model whose invariants hold could be
-/// holding vacuously.
+/// holding vacuously. In name order, the order reports list them in.
 pub static SOMETIMES: &[Invariant<State>] = &[
-    Invariant {
-        name: "world_stopped_globally",
-        doc: "A global pause stops the world.",
-        holds: |s| s.stw[0].world_stopped,
-    },
     Invariant {
         name: "interp_pauses_overlap",
         doc: "Two interpreters' worlds are stopped at the same time by their own pauses.",
         holds: |s| s.stw.len() > 2 && s.stw[1..].iter().all(|w| w.world_stopped),
-    },
-    Invariant {
-        name: "thread_created_during_pause",
-        doc: "A thread state is created while a pause covering its interpreter is requested.",
-        holds: |s| s.threads.iter().any(|t| t.created_in_pause),
-    },
-    Invariant {
-        name: "thread_suspended_itself",
-        doc: "An attached thread sees PLEASE_STOP and suspends itself at an eval-breaker check.",
-        holds: |s| s.threads.iter().any(|t| matches!(t.job, Job::Countdown(_))),
     },
     Invariant {
         name: "lock_handed_to_suspended_thread",
@@ -135,9 +120,24 @@ pub static SOMETIMES: &[Invariant<State>] = &[
         },
     },
     Invariant {
+        name: "thread_created_during_pause",
+        doc: "A thread state is created while a pause covering its interpreter is requested.",
+        holds: |s| s.threads.iter().any(|t| t.created_in_pause),
+    },
+    Invariant {
         name: "thread_hung_at_shutdown",
         doc: "A thread removed by finalization attaches and hangs.",
         holds: |s| s.threads.iter().any(|t| t.life == Life::Hung),
+    },
+    Invariant {
+        name: "thread_suspended_itself",
+        doc: "An attached thread sees PLEASE_STOP and suspends itself at an eval-breaker check.",
+        holds: |s| s.threads.iter().any(|t| matches!(t.job, Job::Countdown(_))),
+    },
+    Invariant {
+        name: "world_stopped_globally",
+        doc: "A global pause stops the world.",
+        holds: |s| s.stw[0].world_stopped,
     },
 ];
 
