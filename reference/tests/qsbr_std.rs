@@ -281,8 +281,36 @@ fn free_delayed_takes_any_owned_value() {
 fn ghost_mode_is_forced_for_broken_designs() {
     let mut cfg = Config::CPYTHON;
     assert_eq!(cfg.effective_reclaim(), Reclaim::Real);
+    cfg.design.gc_advances = false;
+    assert_eq!(
+        cfg.effective_reclaim(),
+        Reclaim::Real,
+        "a liveness switch keeps real frees"
+    );
     cfg.design.free_waits_for_goal = false;
     assert_eq!(cfg.effective_reclaim(), Reclaim::Ghost);
+    cfg = Config::CPYTHON;
+    cfg.attach_fence = false;
+    assert_eq!(cfg.effective_reclaim(), Reclaim::Ghost);
+}
+
+#[test]
+fn without_gc_advances_only_the_deferral_limit_advances() {
+    let mut cfg = Config::CPYTHON;
+    cfg.design.gc_advances = false;
+    let domain = Domain::new(cfg);
+    let cell = Published::new(&domain, 0u64);
+    let mut t = Domain::register(&domain, 0);
+    t.attach();
+    t.replace(&cell, 1);
+    t.quiescent_state();
+    assert_eq!(
+        t.process_delayed(),
+        0,
+        "goal 3 waits for a tenth retirement"
+    );
+    let err = catch_unwind(AssertUnwindSafe(|| t.advance())).expect_err("refused");
+    assert!(panic_message(err).contains("gc_advances"));
 }
 
 #[test]

@@ -181,7 +181,14 @@ impl Config {
     /// could be a real use-after-free (a broken design) or would happen
     /// inside a model checker.
     pub fn effective_reclaim(&self) -> Reclaim {
-        if crate::primitive::MODEL_CHECKED || self.design != Design::CPYTHON || !self.attach_fence {
+        // Every switch but `gc_advances` (a liveness switch: fewer advances
+        // only delay frees) can break safety.
+        let safety_design = Design {
+            gc_advances: true,
+            ..self.design
+        };
+        if crate::primitive::MODEL_CHECKED || safety_design != Design::CPYTHON || !self.attach_fence
+        {
             Reclaim::Ghost
         } else {
             self.reclaim

@@ -226,9 +226,14 @@ impl QsbrThread {
     }
 
     /// `_Py_qsbr_advance` outside `free_delayed` (the GC's
-    /// `process_delayed_frees`). Returns the new `wr_seq`.
+    /// `process_delayed_frees`). Returns the new `wr_seq`. Refused by the
+    /// design `gc_advances = false`, which has no such caller.
     pub fn advance(&mut self) -> u64 {
         self.require_attached("advance");
+        assert!(
+            self.domain.config().design.gc_advances,
+            "no caller outside free_delayed advances in this design (gc_advances = false)"
+        );
         let tid = self.tid;
         let domain = &*self.domain;
         domain.trace().step(|log| {

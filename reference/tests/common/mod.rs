@@ -3,7 +3,7 @@
 //! scheduler the build selects.
 #![allow(dead_code)]
 
-use cpyrt_reference::primitive::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use cpyrt_reference::primitive::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use cpyrt_reference::primitive::sync::{Arc, Mutex, lock};
 use cpyrt_reference::primitive::thread;
 use cpyrt_reference::qsbr::{Config, Domain, Event, Published};
@@ -93,19 +93,27 @@ pub fn run(cfg: Config, w: Workload) -> Outcome {
     let cell = Arc::new(Published::new(&domain, Payload::new(0, &drops)));
     let budget = Arc::new(AtomicU32::new(w.replacements));
     let processed = Arc::new(Mutex::new(0usize));
+    // All threads register at once, so registration grows the array while
+    // other threads are attached (the growth pause at work).
+    let go = Arc::new(AtomicBool::new(false));
     let handles: Vec<_> = (0..w.threads)
         .map(|tid| {
+            let go = Arc::clone(&go);
             let domain = Arc::clone(&domain);
             let cell = Arc::clone(&cell);
             let budget = Arc::clone(&budget);
             let drops = Arc::clone(&drops);
             let processed = Arc::clone(&processed);
             thread::spawn(move || {
+                while !go.load(Ordering::Acquire) {
+                    thread::yield_now();
+                }
                 let freed = worker(&domain, &cell, &budget, &drops, tid, w);
                 *lock(&processed) += freed;
             })
         })
         .collect();
+    go.store(true, Ordering::Release);
     for handle in handles {
         if let Err(payload) = handle.join() {
             std::panic::resume_unwind(payload);
@@ -150,7 +158,7 @@ fn worker(
             }
             5 | 6 => t.quiescent_state(),
             7 => freed += t.process_delayed(),
-            8 => {
+            8 if domain.config().design.gc_advances => {
                 t.advance();
             }
             _ => {
