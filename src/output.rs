@@ -42,13 +42,15 @@ fn status(r: &Report) -> &'static str {
     }
 }
 
-/// The summary table, one row per configuration.
+/// The summary table, one row per configuration. `expected` and `result`
+/// are verdicts; the properties a run violated end the row, and what
+/// differs from the expectation is spelled out after the table.
 pub fn table(reports: &[Report]) -> String {
     let header = [
         "model", "variant", "threads", "bounds", "strategy", "unique", "depth", "seconds",
-        "expected", "result", "status",
+        "expected", "result", "status", "violated",
     ];
-    let rows: Vec<[String; 11]> = reports
+    let rows: Vec<[String; 12]> = reports
         .iter()
         .map(|r| {
             [
@@ -60,9 +62,15 @@ pub fn table(reports: &[Report]) -> String {
                 thousands(r.unique_states),
                 r.depth.to_string(),
                 format!("{:.2}", r.seconds),
-                r.expected.summary(),
-                r.summary(),
+                if r.expected.violated.is_empty() {
+                    "holds"
+                } else {
+                    "violates"
+                }
+                .to_string(),
+                r.result.name().to_string(),
                 status(r).to_string(),
+                r.violated.join(", "),
             ]
         })
         .collect();
@@ -74,7 +82,7 @@ pub fn table(reports: &[Report]) -> String {
     }
     // Numbers right-aligned, text left-aligned.
     let numeric = [
-        false, false, true, false, false, true, true, true, false, false, false,
+        false, false, true, false, false, true, true, true, false, false, false, false,
     ];
     let line = |cells: &[String]| {
         let mut s = String::new();
@@ -90,6 +98,7 @@ pub fn table(reports: &[Report]) -> String {
                 let _ = write!(s, "{cell:<w$}", w = width[i]);
             }
         }
+        let mut s = s.trim_end().to_string();
         s.push('\n');
         s
     };
