@@ -2,6 +2,7 @@
 //! twins and the manifest of expected results.
 
 pub mod checker;
+pub mod func_version;
 pub mod manifest;
 pub mod qsbr;
 pub mod registry;
@@ -11,5 +12,6 @@ pub mod run;
 pub mod spec_mechanism;
 pub mod spec_model;
 pub mod stw;
+pub mod type_version;
 
 pub use spec_model::{Checked, SpecModel};

@@ -185,7 +185,12 @@ pub trait Mechanism: Sync {
 }
 
 /// Every mechanism cpyrt models, in the order `cpyrt list` shows them.
-pub static MECHANISMS: &[&dyn Mechanism] = &[&crate::qsbr::MECHANISM, &crate::stw::MECHANISM];
+pub static MECHANISMS: &[&dyn Mechanism] = &[
+    &crate::qsbr::MECHANISM,
+    &crate::stw::MECHANISM,
+    &crate::func_version::MECHANISM,
+    &crate::type_version::MECHANISM,
+];
 
 /// Looks a mechanism up by name; the error lists the known ones.
 pub fn find(name: &str) -> Result<&'static dyn Mechanism, String> {

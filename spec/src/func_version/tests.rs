@@ -308,7 +308,7 @@ fn the_counter_saturates_and_new_functions_go_unversioned() {
         err,
         TraceError::Invariant {
             index: 0,
-            name: "counter_saturates"
+            name: "counter_ahead_of_versions"
         }
     );
 }

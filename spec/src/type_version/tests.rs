@@ -206,6 +206,8 @@ fn a_class_is_retagged_only_up_to_its_limit() {
     assert_eq!(last.types[A as usize].versions_used, 2);
     assert_eq!(last.types[A as usize].tag, 0);
     assert_eq!(last.threads[0], Pc::Idle, "nothing to cache without a tag");
+    assert_ne!(last.seen & seen::CLASS_LIMIT, 0);
+    assert_eq!(states[5].seen & seen::CLASS_LIMIT, 0);
 }
 
 #[test]
