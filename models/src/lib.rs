@@ -3,6 +3,7 @@
 
 pub mod checker;
 pub mod func_version;
+pub mod gil;
 pub mod manifest;
 pub mod qsbr;
 pub mod registry;

@@ -190,6 +190,7 @@ pub static MECHANISMS: &[&dyn Mechanism] = &[
     &crate::stw::MECHANISM,
     &crate::func_version::MECHANISM,
     &crate::type_version::MECHANISM,
+    &crate::gil::MECHANISM,
 ];
 
 /// Looks a mechanism up by name; the error lists the known ones.

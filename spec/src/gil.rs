@@ -72,7 +72,9 @@
 //!
 //! # Properties
 //! See [`INVARIANTS`], [`TRANSITION_INVARIANTS`] and [`SOMETIMES`]; each
-//! carries its one-sentence statement.
+//! carries its one-sentence statement. [`LIVENESS`] states progress per OS
+//! thread (a `take_gil` call returns; a `switch_cond` wait ends), checked
+//! under the fairness the model declares (`models/src/checker/gil.rs`).
 //!
 //! # Limits
 //! At most [`MAX_THREADS`] OS threads, [`MAX_TSTATES`] thread states,
@@ -80,7 +82,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Invariant, Rejection, Spec, TransitionInvariant};
+use crate::{Invariant, LeadsTo, Rejection, Spec, TransitionInvariant};
 
 mod machine;
 #[cfg(test)]
@@ -160,7 +162,7 @@ pub enum Op {
     /// `drop_gil` with `final_release`); the thread state is gone after it.
     Exit,
     /// `threading._shutdown`: wait, holding no GIL, until every other
-    /// non-daemon thread has exited.
+    /// non-daemon thread of the interpreter has exited.
     Join,
     /// `Py_FinalizeEx` / `Py_EndInterpreter` mark the interpreter (and for
     /// the main interpreter, the runtime) finalizing with this thread's
@@ -478,7 +480,8 @@ pub enum Step {
     },
     New(NewPc),
     Del(DelPc),
-    /// In `Join`, until every other non-daemon thread is done.
+    /// In `Join`, until every other non-daemon thread of its interpreter
+    /// is done.
     Join,
     /// Hung forever in `take_gil` (`_PyThreadState_HangThread`).
     Hung,
@@ -498,6 +501,9 @@ pub struct Resume {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Thread {
     pub daemon: bool,
+    /// The interpreter of its initial thread state: the one whose
+    /// `threading._shutdown` joins it (none for a fresh C thread).
+    pub interp: Option<u8>,
     /// Index into its program (or [`HOOK_PROGRAM`] while `hook` is set).
     pub op: u8,
     pub step: Step,
@@ -592,7 +598,7 @@ pub enum Event {
     Check { thread: u8 },
     /// The bytecode segment ends.
     Leave { thread: u8 },
-    /// Every other non-daemon thread has exited.
+    /// Every other non-daemon thread of the interpreter has exited.
     Join { thread: u8 },
     /// Finalization starts with this thread's thread state.
     Finalize { thread: u8 },
@@ -772,12 +778,32 @@ impl State {
         }
     }
 
-    /// Whether every non-daemon thread other than `t` is done.
+    /// Whether every other non-daemon thread of `t`'s interpreter is done.
     pub fn joinable(&self, t: usize) -> bool {
+        let interp = self.threads[t].interp;
         self.threads
             .iter()
             .enumerate()
-            .all(|(u, th)| u == t || th.daemon || th.done)
+            .all(|(u, th)| u == t || th.interp != interp || th.daemon || th.done)
+    }
+
+    /// Whether thread `t`'s lock wait-for chain (the owner of the lock it
+    /// wants, the owner of the lock that one wants, ...) ends in a cycle or
+    /// in a thread that has stopped: then it waits forever, whatever the
+    /// other threads do.
+    pub fn stuck_on_locks(&self, t: usize) -> bool {
+        let mut at = t;
+        for _ in 0..=self.threads.len() {
+            let Some(owner) = self.wants_lock(at).and_then(|l| self.lock_owner(l)) else {
+                return false;
+            };
+            if self.stopped(owner as usize) {
+                return true;
+            }
+            at = owner as usize;
+        }
+        // More hops than threads: the chain has come round.
+        true
     }
 
     /// Whether thread `t` has stopped for good (hung or finished).
@@ -845,6 +871,10 @@ impl Spec for GilSpec {
     fn sometimes() -> &'static [Invariant<State>] {
         SOMETIMES
     }
+
+    fn liveness() -> &'static [LeadsTo<State>] {
+        LIVENESS
+    }
 }
 
 /// Named state invariants. The first is the reason the GIL exists.
@@ -886,7 +916,7 @@ pub static INVARIANTS: &[Invariant<State>] = &[
     },
     Invariant {
         name: "no_deadlock",
-        doc: "While some thread is still running, not every running thread is blocked on a lock, on switch_cond or in a join.",
+        doc: "No lock wait-for chain ends in a cycle or a stopped thread, and not every running thread is blocked on a lock, on switch_cond or in a join.",
         holds: no_deadlock,
     },
     Invariant {
@@ -897,11 +927,18 @@ pub static INVARIANTS: &[Invariant<State>] = &[
 ];
 
 /// Named transition invariants.
-pub static TRANSITION_INVARIANTS: &[TransitionInvariant<State>] = &[TransitionInvariant {
-    name: "switch_counted",
-    doc: "Every hand-off of a GIL to a different OS thread increments its switch_number.",
-    holds: switch_counted,
-}];
+pub static TRANSITION_INVARIANTS: &[TransitionInvariant<State>] = &[
+    TransitionInvariant {
+        name: "switch_counted",
+        doc: "Every hand-off of a GIL to a different OS thread increments its switch_number.",
+        holds: switch_counted,
+    },
+    TransitionInvariant {
+        name: "exit_clears_own_request",
+        doc: "A waiter that hangs in take_gil leaves no drop request it set behind.",
+        holds: exit_clears_own_request,
+    },
+];
 
 /// Reachability goals: without them a model whose invariants hold could be
 /// holding vacuously.
@@ -1009,7 +1046,8 @@ fn shared_gil_excludes(s: &State) -> bool {
 
 fn no_deadlock(s: &State) -> bool {
     let running: Vec<usize> = (0..s.threads.len()).filter(|&t| !s.stopped(t)).collect();
-    running.is_empty() || running.iter().any(|&t| !s.blocked(t))
+    let global = running.is_empty() || running.iter().any(|&t| !s.blocked(t));
+    global && (0..s.threads.len()).all(|t| !s.stuck_on_locks(t))
 }
 
 fn switch_counted(a: &State, b: &State) -> bool {
@@ -1019,3 +1057,101 @@ fn switch_counted(a: &State, b: &State) -> bool {
         !handed || after.switch_number != before.switch_number
     })
 }
+
+fn exit_clears_own_request(a: &State, b: &State) -> bool {
+    a.threads.iter().zip(&b.threads).all(|(before, after)| {
+        let holder = match before.step {
+            Step::Take {
+                pc:
+                    TakePc::ExitUnlock {
+                        requested: true,
+                        holder,
+                    }
+                    | TakePc::ExitClear {
+                        requested: true,
+                        holder,
+                    },
+                ..
+            } => holder,
+            _ => None,
+        };
+        match holder {
+            Some(h) if after.step == Step::Hung => !b.tstates[h as usize].drop_request,
+            _ => true,
+        }
+    })
+}
+
+/// Whether thread `K` is inside `take_gil` (a `Retake` after a handled drop
+/// request included).
+fn in_take<const K: usize>(s: &State) -> bool {
+    s.threads
+        .get(K)
+        .is_some_and(|th| matches!(th.step, Step::Take { .. }))
+}
+
+fn out_of_take<const K: usize>(s: &State) -> bool {
+    !in_take::<K>(s)
+}
+
+/// Whether thread `K` waits on `switch_cond` (or re-takes `switch_mutex`
+/// after it).
+fn in_switch_wait<const K: usize>(s: &State) -> bool {
+    s.threads.get(K).is_some_and(|th| {
+        matches!(
+            th.step,
+            Step::Drop {
+                pc: DropPc::SwitchWaiting,
+                ..
+            }
+        )
+    })
+}
+
+fn out_of_switch_wait<const K: usize>(s: &State) -> bool {
+    !in_switch_wait::<K>(s)
+}
+
+/// Liveness, per OS thread 0 to 2 (the models' largest configurations
+/// have three; with fewer threads the higher ones hold vacuously), checked
+/// under the fairness the model declares.
+/// A `take_gil` that hangs because the thread must exit counts as
+/// returned: it leaves `Step::Take`.
+pub static LIVENESS: &[LeadsTo<State>] = &[
+    LeadsTo {
+        name: "take_returns_0",
+        doc: "Thread 0 in take_gil eventually holds the GIL (or hangs because it must exit).",
+        p: in_take::<0>,
+        q: out_of_take::<0>,
+    },
+    LeadsTo {
+        name: "take_returns_1",
+        doc: "Thread 1 in take_gil eventually holds the GIL (or hangs because it must exit).",
+        p: in_take::<1>,
+        q: out_of_take::<1>,
+    },
+    LeadsTo {
+        name: "take_returns_2",
+        doc: "Thread 2 in take_gil eventually holds the GIL (or hangs because it must exit).",
+        p: in_take::<2>,
+        q: out_of_take::<2>,
+    },
+    LeadsTo {
+        name: "switch_wait_ends_0",
+        doc: "Thread 0 waiting on switch_cond is eventually woken.",
+        p: in_switch_wait::<0>,
+        q: out_of_switch_wait::<0>,
+    },
+    LeadsTo {
+        name: "switch_wait_ends_1",
+        doc: "Thread 1 waiting on switch_cond is eventually woken.",
+        p: in_switch_wait::<1>,
+        q: out_of_switch_wait::<1>,
+    },
+    LeadsTo {
+        name: "switch_wait_ends_2",
+        doc: "Thread 2 waiting on switch_cond is eventually woken.",
+        p: in_switch_wait::<2>,
+        q: out_of_switch_wait::<2>,
+    },
+];

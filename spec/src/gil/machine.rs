@@ -57,6 +57,7 @@ pub(super) fn init(cfg: &Config) -> State {
             }
             Thread {
                 daemon: spec.daemon,
+                interp: spec.tstate.map(|ts| cfg.tstates[ts as usize].interp),
                 op: 0,
                 step: Step::Start,
                 current: spec.tstate,

@@ -386,14 +386,23 @@ fn exiting_waiter_that_leaves_its_request_deadlocks_the_holder() {
             cond: CondId::SwitchCond { gil: 0 },
         },
     ]);
+    // The waiter hangs with its request still set ...
+    let exit_index = daemon_exit_trace(None).len() - 1;
     let err = replay::<GilSpec>(&c, &trace).unwrap_err();
     assert_eq!(
         err,
         TraceError::Invariant {
-            index: trace.len() - 1,
-            name: "no_deadlock"
+            index: exit_index,
+            name: "exit_clears_own_request"
         }
     );
+    // ... and the holder ends up waiting for a switch nobody will make.
+    let mut s = GilSpec::init(&c);
+    for e in &trace {
+        s = GilSpec::step(&c, &s, e).unwrap();
+    }
+    assert!(!no_deadlock(&s));
+    assert!(s.blocked(0) && s.stopped(1));
     // With the gh-96387 fix the request is gone before the holder looks.
     let fixed = finalizing_main_and_daemon(Design::CPYTHON);
     let states = replay::<GilSpec>(&fixed, &daemon_exit_trace(Some(0))).unwrap();

@@ -1,0 +1,417 @@
+//! The GIL model: `cpyrt_spec::gil` explored by stateright in six
+//! scenarios, each with the design CPython ships and its broken twins.
+//!
+//! # Protocol
+//! The GIL of the default build as of CPython 3.13/3.14:
+//! `Python/ceval_gil.c` (`take_gil`, `drop_gil`, `drop_gil_impl`,
+//! `_PyEval_InitGIL`, `_PyEval_FiniGIL`, the drop-request branch of
+//! `_Py_HandlePending`, `FORCE_SWITCHING`) and `Python/pystate.c`
+//! (`new_threadstate`, `tstate_delete_common`,
+//! `_PyThreadState_DeleteCurrent`, `PyGILState_Ensure`,
+//! `PyGILState_Release`). A waiter that times out with no switch in the
+//! interval asks the holder to drop; the holder drops at its next
+//! eval-breaker check and, under FORCE_SWITCHING, waits until another
+//! thread took the GIL; threads that must exit during finalization hang.
+//! Each scenario is a [`Config`] of interpreters, thread states and OS
+//! thread programs; a variant is a scenario with a [`Design`].
+//!
+//! # Abstraction
+//! The model is [`SpecModel`](crate::SpecModel) over [`GilSpec`]: every
+//! event of the spec is an action, and what the spec leaves out (see its
+//! module doc: timing, pending calls, signals, fork, the free-threaded
+//! build's dynamic GIL) is left out here too. The scenarios fix what each
+//! OS thread runs:
+//!
+//! - `handoff`: threads 0 and 1 are CPU-bound (`Take, Compute`), so
+//!   they release only on request; thread 2 blocks and wakes forever
+//!   (`Take, Run, Drop`): the benchmark's shape.
+//! - `finalize`: the main thread joins the non-daemon threads, finalizes,
+//!   runs (atexit, GC: eval-breaker checks), releases for the last time and
+//!   deletes the main interpreter; thread 1 is a CPU-bound daemon, thread 2
+//!   a non-daemon that exits.
+//! - `subinterpreters`: threads of the main interpreter and of one
+//!   subinterpreter that shares the main GIL or owns one.
+//! - `end-interpreter`: a subinterpreter's main thread joins a worker
+//!   that unlinks its thread state and releases for the last time, then
+//!   ends the interpreter, freeing it (gh-104341's race).
+//! - `gilstate`: fresh C threads call `PyGILState_Ensure`/`Release`
+//!   with an allocation hook that calls `PyGILState_Ensure` (gh-96071).
+//! - `detached`: threads of two own-GIL subinterpreters temporarily use a
+//!   main-interpreter thread state to run under the main GIL (gh-105699).
+//!
+//! # Properties
+//! Always (state): `mutual_exclusion`, `holder_is_last_holder`,
+//! `drop_only_when_locked`, `shared_gil_excludes`, `tstate_bound_once`,
+//! `no_self_block`, `no_deadlock`, `no_use_after_free`. Always
+//! (transition): `switch_counted`. Sometimes: `gil_held`, `handed_off`,
+//! `drop_requested`, `forced_switch_wait`, `parallel_holders`,
+//! `finalized`, `waiter_hung`; each scenario reaches only some of them and
+//! the manifest pins which. Each is stated in one sentence in
+//! `spec/src/gil.rs`; `cpyrt list gil` prints them.
+//!
+//! # Limits
+//! 1 to [`MAX_MODEL_THREADS`] OS threads; below a scenario's full size the
+//! later threads are left out. Unique states, BFS, release build, one
+//! checker thread, on the project's 2-core machines, are pinned in
+//! `models/manifest.json`; every configuration checks in seconds.
+
+use cpyrt_spec::gil::{Config, Design, GilSpec, InterpSpec, Op, ThreadSpec, TstateSpec};
+
+use crate::spec_mechanism::{SpecMechanism, SpecVariant};
+
+/// Most OS threads a scenario uses (the spec allows 4; 3 keeps every
+/// configuration to seconds).
+pub const MAX_MODEL_THREADS: usize = 3;
+/// Threads when the CLI is not told: two CPU-bound threads and one that
+/// blocks, the smallest hand-off with a bystander.
+pub const DEFAULT_THREADS: usize = 3;
+
+fn thread(tstate: Option<u8>, program: Vec<Op>, repeat_from: Option<u8>) -> ThreadSpec {
+    ThreadSpec {
+        daemon: false,
+        tstate,
+        gilstate_tstate: None,
+        hook_tstate: None,
+        main_tstate: None,
+        program,
+        repeat_from,
+    }
+}
+
+fn io_loop(tstate: u8) -> ThreadSpec {
+    thread(Some(tstate), vec![Op::Take, Op::Run, Op::Drop], Some(0))
+}
+
+fn cpu_bound(tstate: u8) -> ThreadSpec {
+    thread(Some(tstate), vec![Op::Take, Op::Compute], None)
+}
+
+fn config(
+    interps: Vec<bool>,
+    tstates: Vec<u8>,
+    threads: Vec<ThreadSpec>,
+    design: Design,
+) -> Config {
+    Config {
+        interps: interps
+            .into_iter()
+            .map(|own_gil| InterpSpec { own_gil })
+            .collect(),
+        tstates: tstates
+            .into_iter()
+            .map(|interp| TstateSpec { interp })
+            .collect(),
+        threads,
+        shared_main_tstate: None,
+        alloc_hook: false,
+        spurious_wakeups: false,
+        design,
+    }
+}
+
+/// Threads 0 and 1 are CPU-bound; thread 2 blocks and wakes.
+pub fn handoff(threads: usize, design: Design) -> Config {
+    let programs = (0..threads)
+        .map(|t| {
+            if t == 2 {
+                io_loop(2)
+            } else {
+                cpu_bound(t as u8)
+            }
+        })
+        .collect();
+    config(vec![true], vec![0; threads], programs, design)
+}
+
+/// The main thread finalizes; a daemon computes; a non-daemon exits.
+pub fn finalize(threads: usize, design: Design) -> Config {
+    let main = thread(
+        Some(0),
+        vec![
+            Op::Take,
+            Op::Run,
+            Op::Drop,
+            Op::Join,
+            Op::Take,
+            Op::Finalize,
+            Op::Run,
+            Op::Exit,
+            Op::DeleteInterp(0),
+        ],
+        None,
+    );
+    let mut daemon = cpu_bound(1);
+    daemon.daemon = true;
+    let worker = thread(Some(2), vec![Op::Take, Op::Run, Op::Exit], None);
+    let all = [main, daemon, worker];
+    config(
+        vec![true],
+        vec![0; threads],
+        all[..threads].to_vec(),
+        design,
+    )
+}
+
+/// Thread 0 in the main interpreter, the others in a subinterpreter with a
+/// shared or an own GIL; all block and wake forever.
+pub fn subinterpreters(threads: usize, own_gil: bool, design: Design) -> Config {
+    let tstates = (0..threads).map(|t| u8::from(t > 0)).collect();
+    let programs = (0..threads).map(|t| io_loop(t as u8)).collect();
+    config(vec![true, own_gil], tstates, programs, design)
+}
+
+/// A subinterpreter (own GIL) ends while its worker's final release may
+/// still be running; thread 2 is a bystander in the main interpreter.
+pub fn end_interpreter(threads: usize, design: Design) -> Config {
+    let sub_main = thread(
+        Some(0),
+        vec![
+            Op::Take,
+            Op::Run,
+            Op::Drop,
+            Op::Join,
+            Op::Take,
+            Op::Finalize,
+            Op::Exit,
+            Op::DeleteInterp(1),
+        ],
+        None,
+    );
+    let worker = thread(
+        Some(1),
+        vec![Op::Take, Op::Run, Op::DeleteTstate, Op::Exit],
+        None,
+    );
+    let all = [sub_main, worker, io_loop(2)];
+    config(
+        vec![true, true],
+        vec![1, 1, 0][..threads].to_vec(),
+        all[..threads].to_vec(),
+        design,
+    )
+}
+
+/// Fresh C threads (0 and 1) call `PyGILState_Ensure`/`Release` under an
+/// allocation hook that calls `PyGILState_Ensure` too; thread 2 is a
+/// CPU-bound main thread.
+pub fn gilstate(threads: usize, design: Design) -> Config {
+    let c_thread = |t: u8| ThreadSpec {
+        gilstate_tstate: Some(2 * t),
+        hook_tstate: Some(2 * t + 1),
+        ..thread(
+            None,
+            vec![Op::NewTstate, Op::Take, Op::Run, Op::DeleteTstate, Op::Exit],
+            None,
+        )
+    };
+    let all = [c_thread(0), c_thread(1), cpu_bound(4)];
+    let mut c = config(vec![true], vec![0; 5], all[..threads].to_vec(), design);
+    c.alloc_hook = true;
+    c
+}
+
+/// Threads 0 and 1 run in their own-GIL subinterpreters and borrow a
+/// main-interpreter thread state to run under the main GIL; thread 2 is
+/// the main thread.
+pub fn detached(threads: usize, design: Design) -> Config {
+    let borrower = |t: u8| ThreadSpec {
+        main_tstate: Some(2 + t),
+        ..thread(
+            Some(t),
+            vec![
+                Op::Take,
+                Op::Run,
+                Op::Drop,
+                Op::BindMain,
+                Op::Take,
+                Op::Run,
+                Op::Drop,
+                Op::Unbind,
+            ],
+            Some(0),
+        )
+    };
+    // Thread states: 0, 1 home (subinterpreters 1, 2); 2, 3 each thread's
+    // own main-interpreter one; 4 the shared detached one; 5 the main
+    // thread's.
+    let all = [borrower(0), borrower(1), io_loop(5)];
+    let mut c = config(
+        vec![true, true, true],
+        vec![1, 2, 0, 0, 0, 0],
+        all[..threads].to_vec(),
+        design,
+    );
+    c.shared_main_tstate = Some(4);
+    c
+}
+
+/// The GIL in the registry.
+pub static MECHANISM: SpecMechanism<GilSpec> = SpecMechanism {
+    about: "GIL hand-off, per-interpreter GILs and PyGILState (Python/ceval_gil.c, Python/pystate.c)",
+    threads: 1..=MAX_MODEL_THREADS,
+    default_threads: DEFAULT_THREADS,
+    variants: VARIANTS,
+    default_bounds_doc: "switch_number modulo 4; each scenario's fixed programs, threads beyond the count left out",
+    bounds: &[],
+};
+
+const CPYTHON: Design = Design::CPYTHON;
+
+/// `base` and the other scenarios, each followed by its broken twins.
+pub static VARIANTS: &[SpecVariant<GilSpec>] = &[
+    SpecVariant {
+        name: "base",
+        doc: "Hand-off between a thread that blocks and CPU-bound threads, as CPython 3.13/3.14 ships it (Design::CPYTHON).",
+        violates: &[],
+        violates_from: 1,
+        config: |t| handoff(t, CPYTHON),
+    },
+    SpecVariant {
+        name: "no-force-switching",
+        doc: "Hand-off without FORCE_SWITCHING: a thread asked to drop may take the GIL straight back.",
+        violates: &[],
+        violates_from: 1,
+        config: |t| {
+            handoff(
+                t,
+                Design {
+                    force_switching: false,
+                    ..CPYTHON
+                },
+            )
+        },
+    },
+    SpecVariant {
+        name: "finalize",
+        doc: "The main thread finalizes while a daemon thread waits in take_gil (Design::CPYTHON); the waiter clears its request after unlocking gil->mutex, and a holder already in drop_gil_impl still sees it.",
+        violates: &["no_deadlock"],
+        violates_from: 2,
+        config: |t| finalize(t, CPYTHON),
+    },
+    SpecVariant {
+        name: "waiter-leaves-request",
+        doc: "An exiting waiter leaves its drop request set, so the finalizing holder waits on switch_cond forever (gh-96387, fixed by PR 96869).",
+        violates: &["no_deadlock", "exit_clears_own_request"],
+        violates_from: 2,
+        config: |t| {
+            finalize(
+                t,
+                Design {
+                    exiting_waiter_clears_request: false,
+                    ..CPYTHON
+                },
+            )
+        },
+    },
+    SpecVariant {
+        name: "clear-under-mutex",
+        doc: "The exiting waiter clears its drop request before unlocking gil->mutex (not CPython: closes the window the finalize scenario finds).",
+        violates: &[],
+        violates_from: 1,
+        config: |t| {
+            finalize(
+                t,
+                Design {
+                    clear_request_before_unlock: true,
+                    ..CPYTHON
+                },
+            )
+        },
+    },
+    SpecVariant {
+        name: "subinterpreters-shared",
+        doc: "A legacy subinterpreter shares the main interpreter's GIL.",
+        violates: &[],
+        violates_from: 1,
+        config: |t| subinterpreters(t, false, CPYTHON),
+    },
+    SpecVariant {
+        name: "subinterpreters-own",
+        doc: "An isolated subinterpreter owns its GIL (PEP 684): its threads run in parallel with the main interpreter's.",
+        violates: &[],
+        violates_from: 1,
+        config: |t| subinterpreters(t, true, CPYTHON),
+    },
+    SpecVariant {
+        name: "end-interpreter",
+        doc: "A subinterpreter ends while its worker's final release may still be running (Design::CPYTHON).",
+        violates: &[],
+        violates_from: 1,
+        config: |t| end_interpreter(t, CPYTHON),
+    },
+    SpecVariant {
+        name: "final-release-tail",
+        doc: "drop_gil runs the FORCE_SWITCHING tail on a final release and reads a freed interpreter's thread state (gh-104341).",
+        violates: &["no_use_after_free"],
+        violates_from: 2,
+        config: |t| {
+            end_interpreter(
+                t,
+                Design {
+                    final_release_skips_switch_wait: false,
+                    ..CPYTHON
+                },
+            )
+        },
+    },
+    SpecVariant {
+        name: "gilstate",
+        doc: "Fresh C threads call PyGILState_Ensure under an allocation hook that calls it again (Design::CPYTHON).",
+        violates: &[],
+        violates_from: 1,
+        config: |t| gilstate(t, CPYTHON),
+    },
+    SpecVariant {
+        name: "alloc-under-head-lock",
+        doc: "new_threadstate allocates under HEAD_LOCK and the hook's PyGILState_Ensure blocks on it (gh-96071, fixed by PR 96124).",
+        violates: &["no_self_block", "no_deadlock"],
+        violates_from: 1,
+        config: |t| {
+            gilstate(
+                t,
+                Design {
+                    alloc_before_head_lock: false,
+                    ..CPYTHON
+                },
+            )
+        },
+    },
+    SpecVariant {
+        name: "detached",
+        doc: "Threads of two own-GIL subinterpreters each use their own main-interpreter thread state (Design::CPYTHON).",
+        violates: &[],
+        violates_from: 1,
+        config: |t| detached(t, CPYTHON),
+    },
+    SpecVariant {
+        name: "shared-detached-tstate",
+        doc: "Both threads bind one shared detached main-interpreter thread state (gh-105699, 3.12 betas; fixed by PR 106974).",
+        violates: &["tstate_bound_once", "switch_counted"],
+        violates_from: 2,
+        config: |t| {
+            detached(
+                t,
+                Design {
+                    tstate_per_os_thread: false,
+                    ..CPYTHON
+                },
+            )
+        },
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_config_is_valid_at_every_thread_count() {
+        for v in VARIANTS {
+            for t in 1..=MAX_MODEL_THREADS {
+                (v.config)(t)
+                    .validate()
+                    .unwrap_or_else(|e| panic!("{} at {t}: {e}", v.name));
+            }
+        }
+    }
+}
