@@ -134,8 +134,14 @@ impl Report {
     /// Compares the run with `expected` and sets `status` and `mismatches`.
     pub fn judge(&mut self, expected: Expected) {
         let mut why = Vec::new();
-        let mut want = expected.violated.clone();
-        want.sort();
+        // Lists are compared as sets: runs name properties in the spec's
+        // order, the manifest in any order.
+        let sorted = |v: &[String]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v
+        };
+        let want = sorted(&expected.violated);
         if self.partial {
             let unexpected: Vec<&String> =
                 self.violated.iter().filter(|v| !want.contains(v)).collect();
@@ -146,22 +152,20 @@ impl Report {
                 ));
             }
         } else {
-            if self.violated != want {
+            if sorted(&self.violated) != want {
                 why.push(format!(
                     "result {}, expected {}",
                     self.summary(),
                     expected.summary()
                 ));
             }
-            if let Some(unreached) = &expected.unreached {
-                let mut u = unreached.clone();
-                u.sort();
-                if self.unreached != u {
-                    why.push(format!(
-                        "unreached goals {:?}, expected {:?}",
-                        self.unreached, u
-                    ));
-                }
+            if let Some(unreached) = &expected.unreached
+                && sorted(&self.unreached) != sorted(unreached)
+            {
+                why.push(format!(
+                    "unreached goals {:?}, expected {:?}",
+                    self.unreached, unreached
+                ));
             }
             if let Some(n) = expected.unique_states
                 && n != self.unique_states
