@@ -122,7 +122,7 @@ fn a_reader_holds_back_the_free_until_its_quiescent_state() {
     writer.attach();
     reader.attach();
     {
-        let guard = reader.read(&cell);
+        let mut guard = reader.read(&cell);
         assert_eq!(guard.object(), 0);
         writer.replace(&cell, counted(1, &drops));
         assert_eq!(
@@ -130,6 +130,7 @@ fn a_reader_holds_back_the_free_until_its_quiescent_state() {
             0,
             "the reader is at seq 1 < goal 3"
         );
+        assert_eq!(guard.scan(), 1, "a reader may scan; it holds itself back");
         assert_eq!(guard.value, 0, "the retired value is still readable");
     }
     assert_eq!(

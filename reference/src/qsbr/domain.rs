@@ -171,7 +171,7 @@ impl Domain {
 
     /// `qsbr_poll_scan`: the minimum of `wr_seq` and every attached slot's
     /// `seq`, CASed into `rd_seq`. Returns the read sequence it leaves.
-    fn scan(&self, thread: u8) -> u64 {
+    pub(crate) fn scan(&self, thread: u8) -> u64 {
         self.trace.step(|log| {
             // The store-buffer argument, scanner side. SeqCst fence F_S,
             // sequenced after the unlink (or ordered after it by the mutex

@@ -227,6 +227,33 @@ impl<T> ReadGuard<'_, T> {
     /// Ends the read section (same as dropping the guard).
     pub fn end(self) {}
 
+    /// [`QsbrThread::advance`] from inside the read section (the spec lets
+    /// a reading thread advance, scan and free).
+    pub fn advance(&mut self) -> u64 {
+        self.thread.advance()
+    }
+
+    /// [`QsbrThread::scan`] from inside the read section.
+    pub fn scan(&mut self) -> u64 {
+        self.thread.scan()
+    }
+
+    /// [`QsbrThread::poll`] from inside the read section.
+    pub fn poll(&mut self, goal: u64) -> bool {
+        self.thread.poll(goal)
+    }
+
+    /// [`QsbrThread::process_delayed`] from inside the read section: the
+    /// reader's own seq keeps what it holds from being freed.
+    pub fn process_delayed(&mut self) -> usize {
+        self.thread.process_delayed()
+    }
+
+    /// The reading thread's spec index.
+    pub fn tid(&self) -> u8 {
+        self.thread.tid
+    }
+
     /// API misuse that only the broken design `quiescent_outside_reads =
     /// false` allows: report a quiescent state while still holding the
     /// loaded pointer. Panics under any other design.

@@ -252,6 +252,13 @@ impl QsbrThread {
         self.domain.poll(self.tid, goal)
     }
 
+    /// `qsbr_poll_scan` on its own (the spec's `Scan` event): recomputes
+    /// `rd_seq` from the slots and returns it.
+    pub fn scan(&mut self) -> u64 {
+        self.require_attached("a scan");
+        self.domain.scan(self.tid)
+    }
+
     /// `_PyMem_FreeDelayed` for an owned value the caller has just made
     /// unreachable to new readers: queue it with a QSBR goal; it is dropped
     /// once every thread has passed a quiescent state since.
