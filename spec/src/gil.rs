@@ -940,23 +940,18 @@ pub static TRANSITION_INVARIANTS: &[TransitionInvariant<State>] = &[
     },
 ];
 
-/// Reachability goals: without them a model whose invariants hold could be
-/// holding vacuously.
+/// Reachability goals, in name order: without them a model whose
+/// invariants hold could be holding vacuously.
 pub static SOMETIMES: &[Invariant<State>] = &[
-    Invariant {
-        name: "gil_held",
-        doc: "Some thread state holds a GIL.",
-        holds: |s| s.tstates.iter().any(|ts| ts.holds_gil),
-    },
-    Invariant {
-        name: "handed_off",
-        doc: "A GIL passes from one OS thread to another.",
-        holds: |s| s.gils.iter().any(|g| g.handed_off),
-    },
     Invariant {
         name: "drop_requested",
         doc: "A waiter has set the drop request of the holder's thread state.",
         holds: |s| s.tstates.iter().any(|ts| ts.drop_request),
+    },
+    Invariant {
+        name: "finalized",
+        doc: "An interpreter is deleted after its final release.",
+        holds: |s| s.interps.iter().any(|i| i.deleted),
     },
     Invariant {
         name: "forced_switch_wait",
@@ -974,17 +969,22 @@ pub static SOMETIMES: &[Invariant<State>] = &[
         },
     },
     Invariant {
+        name: "gil_held",
+        doc: "Some thread state holds a GIL.",
+        holds: |s| s.tstates.iter().any(|ts| ts.holds_gil),
+    },
+    Invariant {
+        name: "handed_off",
+        doc: "A GIL passes from one OS thread to another.",
+        holds: |s| s.gils.iter().any(|g| g.handed_off),
+    },
+    Invariant {
         name: "parallel_holders",
         doc: "Two OS threads hold two different GIL objects at the same time.",
         holds: |s| {
             let held: Vec<u8> = s.threads.iter().filter_map(|th| th.holding).collect();
             held.iter().any(|a| held.iter().any(|b| a != b))
         },
-    },
-    Invariant {
-        name: "finalized",
-        doc: "An interpreter is deleted after its final release.",
-        holds: |s| s.interps.iter().any(|i| i.deleted),
     },
     Invariant {
         name: "waiter_hung",
