@@ -2,6 +2,7 @@
 //! twins and the manifest of expected results.
 
 pub mod checker;
+pub mod fork;
 pub mod func_version;
 pub mod gil;
 pub mod manifest;

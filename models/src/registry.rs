@@ -191,6 +191,7 @@ pub static MECHANISMS: &[&dyn Mechanism] = &[
     &crate::func_version::MECHANISM,
     &crate::type_version::MECHANISM,
     &crate::gil::MECHANISM,
+    &crate::fork::MECHANISM,
 ];
 
 /// Looks a mechanism up by name; the error lists the known ones.

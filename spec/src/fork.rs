@@ -76,9 +76,9 @@
 //! See [`INVARIANTS`], [`TRANSITION_INVARIANTS`] and [`SOMETIMES`]; each
 //! carries its one-sentence statement. The child's progress (it can stop
 //! the world, take the import lock, reclaim QSBR memory, start and join
-//! threads) is stated as reachability goals and as [`CHILD_PROGRESS`],
-//! which the model checks from every state of a child whose handler has
-//! finished ([`child_progress`]).
+//! threads) is stated as reachability goals, and as [`LIVENESS`]: from
+//! every state of a child whose handler has finished ([`child_ready`]),
+//! every fair run reaches a pause, an import and a reclamation.
 //!
 //! # Limits
 //! 1 to [`MAX_THREADS`] threads, one fork per run, one QSBR retirement in
@@ -86,7 +86,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Invariant, Rejection, Spec, TransitionInvariant};
+use crate::{Invariant, LeadsTo, Rejection, Spec, TransitionInvariant};
 
 mod event;
 mod props;
@@ -97,9 +97,7 @@ mod step;
 mod tests;
 
 pub use event::*;
-pub use props::{
-    CHILD_PROGRESS, INVARIANTS, Progress, SOMETIMES, TRANSITION_INVARIANTS, child_progress,
-};
+pub use props::{INVARIANTS, LIVENESS, SOMETIMES, TRANSITION_INVARIANTS, child_ready};
 pub use state::*;
 
 /// The thread that forks: the main thread, index 0.
@@ -343,5 +341,9 @@ impl Spec for Fork {
 
     fn sometimes() -> &'static [Invariant<State>] {
         SOMETIMES
+    }
+
+    fn liveness() -> &'static [LeadsTo<State>] {
+        LIVENESS
     }
 }

@@ -29,6 +29,7 @@ pub mod bench;
 pub mod coverage;
 pub mod export;
 pub mod fairness;
+pub mod fork;
 pub mod gil;
 pub mod graph;
 pub mod liveness;

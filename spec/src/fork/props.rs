@@ -117,31 +117,23 @@ pub static TRANSITION_INVARIANTS: &[TransitionInvariant<State>] = &[
 ];
 
 /// Reachability goals: without them a model whose invariants hold could be
-/// holding vacuously.
+/// holding vacuously. In alphabetical order, as reports list unreached
+/// goals.
 pub static SOMETIMES: &[Invariant<State>] = &[
     Invariant {
-        name: "child_ready",
-        doc: "The child finishes PyOS_AfterFork_Child.",
-        holds: |s| s.process == Process::Child && s.phase == Phase::Ready,
+        name: "child_imported",
+        doc: "The child takes and releases the import lock.",
+        holds: |s| s.goals & goal::IMPORTED != 0,
     },
     Invariant {
-        name: "parent_resumed",
-        doc: "After PyOS_AfterFork_Parent, a worker of the parent runs Python code again.",
-        holds: |s| {
-            s.process == Process::Parent
-                && s.phase == Phase::Ready
-                && s.threads[1..].iter().any(|t| t.ts == Ts::Attached)
-        },
+        name: "child_joined_dead_handle",
+        doc: "The child joins the handle of a thread that did not survive the fork, and the join returns at once.",
+        holds: |s| s.goals & goal::JOINED_DEAD != 0,
     },
     Invariant {
-        name: "forked_with_garbage_handle",
-        doc: "fork() happens while a finished, unjoined thread's handle object is garbage (the gh-115035 setting).",
-        holds: |s| s.process == Process::Child && s.forked_with_garbage_handle,
-    },
-    Invariant {
-        name: "forked_while_worker_held_mutex",
-        doc: "fork() happens while a worker holds a runtime mutex, which the child must re-initialise.",
-        holds: |s| s.process == Process::Child && s.dead_owner(s.runtime_mutex),
+        name: "child_joined_new_thread",
+        doc: "The child joins a thread it started.",
+        holds: |s| s.goals & goal::JOINED_NEW != 0,
     },
     Invariant {
         name: "child_paused",
@@ -149,9 +141,9 @@ pub static SOMETIMES: &[Invariant<State>] = &[
         holds: |s| s.goals & goal::PAUSED != 0,
     },
     Invariant {
-        name: "child_imported",
-        doc: "The child takes and releases the import lock.",
-        holds: |s| s.goals & goal::IMPORTED != 0,
+        name: "child_ready",
+        doc: "The child finishes PyOS_AfterFork_Child.",
+        holds: |s| s.process == Process::Child && s.phase == Phase::Ready,
     },
     Invariant {
         name: "child_reclaimed",
@@ -164,46 +156,51 @@ pub static SOMETIMES: &[Invariant<State>] = &[
         holds: |s| s.goals & goal::STARTED != 0,
     },
     Invariant {
-        name: "child_joined_new_thread",
-        doc: "The child joins a thread it started.",
-        holds: |s| s.goals & goal::JOINED_NEW != 0,
+        name: "forked_while_worker_held_mutex",
+        doc: "fork() happens while a worker holds a runtime mutex, which the child must re-initialise.",
+        holds: |s| s.process == Process::Child && s.dead_owner(s.runtime_mutex),
     },
     Invariant {
-        name: "child_joined_dead_handle",
-        doc: "The child joins the handle of a thread that did not survive the fork, and the join returns at once.",
-        holds: |s| s.goals & goal::JOINED_DEAD != 0,
+        name: "forked_with_garbage_handle",
+        doc: "fork() happens while a finished, unjoined thread's handle object is garbage (the gh-115035 setting).",
+        holds: |s| s.process == Process::Child && s.forked_with_garbage_handle,
+    },
+    Invariant {
+        name: "parent_resumed",
+        doc: "After PyOS_AfterFork_Parent, a worker of the parent runs Python code again.",
+        holds: |s| {
+            s.process == Process::Parent
+                && s.phase == Phase::Ready
+                && s.threads[1..].iter().any(|t| t.ts == Ts::Attached)
+        },
     },
 ];
 
-/// A progress goal of the child, checked from every reachable state of a
-/// child whose handler has finished: some continuation reaches `bit`.
-pub struct Progress {
-    pub name: &'static str,
-    pub doc: &'static str,
-    /// The [`goal`] bit to reach.
-    pub bit: u8,
-}
-
-/// The child's progress goals.
-pub static CHILD_PROGRESS: &[Progress] = &[
-    Progress {
-        name: "child_can_pause",
-        doc: "From every state of a ready child, the child can still complete a stop-the-world pause.",
-        bit: goal::PAUSED,
+/// The child's progress, checked under the fairness the model declares:
+/// once the handler has finished, the child can still stop the world, take
+/// the import lock and reclaim memory, however the copy was taken.
+pub static LIVENESS: &[LeadsTo<State>] = &[
+    LeadsTo {
+        name: "child_eventually_pauses",
+        doc: "Once the child's after-fork handler has finished, the child eventually completes a stop-the-world pause.",
+        p: child_ready,
+        q: |s| s.goals & goal::PAUSED != 0,
     },
-    Progress {
-        name: "child_can_import",
-        doc: "From every state of a ready child, the child can still take and release the import lock.",
-        bit: goal::IMPORTED,
+    LeadsTo {
+        name: "child_eventually_imports",
+        doc: "Once the child's after-fork handler has finished, the child eventually takes and releases the import lock.",
+        p: child_ready,
+        q: |s| s.goals & goal::IMPORTED != 0,
     },
-    Progress {
-        name: "child_can_reclaim",
-        doc: "From every state of a ready child, the child can still free memory through QSBR.",
-        bit: goal::RECLAIMED,
+    LeadsTo {
+        name: "child_eventually_reclaims",
+        doc: "Once the child's after-fork handler has finished, the child eventually frees memory through QSBR.",
+        p: child_ready,
+        q: |s| s.goals & goal::RECLAIMED != 0,
     },
 ];
 
-/// The premise of [`CHILD_PROGRESS`]: the child's handler has finished.
-pub fn child_progress(s: &State) -> bool {
+/// The premise of [`LIVENESS`]: the child's handler has finished.
+pub fn child_ready(s: &State) -> bool {
     s.process == Process::Child && s.phase == Phase::Ready
 }

@@ -140,14 +140,15 @@ pub(super) fn forker_runs_code(s: &State) -> bool {
     matches!(s.phase, Phase::Running | Phase::Ready)
 }
 
-/// Where a thread may run ordinary Python code and C code: workers in the
-/// parent (and threads born in the child), the forker outside the fork
-/// protocol.
+/// Where a thread may run its program's code and take its locks: workers
+/// in the parent, the forker outside the fork protocol. Threads started in
+/// the child only attach, detach, suspend and exit: the child's own
+/// progress is the subject there.
 fn runs_code(s: &State, t: u8) -> bool {
     if t == FORKER {
         forker_runs_code(s)
     } else {
-        s.process == Process::Parent || s.threads[t as usize].born_in_child
+        s.process == Process::Parent
     }
 }
 
@@ -265,6 +266,10 @@ pub(super) fn apply(cfg: &Config, s: &State, event: &Event) -> Result<State, Rej
     let in_pause = [s.global, s.interp]
         .iter()
         .any(|p| p.owner == Some(t) && p.requested);
+    if mid_start(s, t) && !matches!(event, Event::StartEnd { .. }) {
+        // ThreadHandle_start holds its thread until the handle is RUNNING.
+        return reject("the thread is inside ThreadHandle_start");
+    }
     if in_pause && runs_code_event(event) {
         // A requester runs no code and takes no lock another thread may
         // hold until it restarts the world.
@@ -523,7 +528,7 @@ pub(super) fn apply(cfg: &Config, s: &State, event: &Event) -> Result<State, Rej
             }
         }
         Event::ExitStart { .. } => {
-            if t == FORKER || !attached || th.life != Life::Running || !runs_code(s, t) {
+            if t == FORKER || !attached || th.life != Life::Running {
                 return reject("a running, attached worker exits");
             }
             let holds = s.import.is_some_and(|(o, _)| o == t)

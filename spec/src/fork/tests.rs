@@ -216,7 +216,11 @@ fn parent_restarts_the_world() {
     let states = replay::<Fork>(&c, &trace).unwrap();
     let s = last(&states);
     assert_eq!(s.phase, Phase::Ready);
-    assert!((SOMETIMES[1].holds)(s), "parent_resumed");
+    let resumed = SOMETIMES
+        .iter()
+        .find(|g| g.name == "parent_resumed")
+        .unwrap();
+    assert!((resumed.holds)(s));
 }
 
 /// Thread 1 starts, finishes and is never joined; the program drops its
