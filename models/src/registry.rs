@@ -85,6 +85,10 @@ pub enum PropertyKind {
     AlwaysTransition,
     /// Holds in some reachable state (a reachability goal).
     Sometimes,
+    /// From every state where its premise holds, every fair run reaches its
+    /// goal (the spec's leads-to properties, judged on the state graph
+    /// under the fairness the model declares).
+    Eventually,
 }
 
 impl PropertyKind {
@@ -93,6 +97,7 @@ impl PropertyKind {
             PropertyKind::Always => "always",
             PropertyKind::AlwaysTransition => "always (transition)",
             PropertyKind::Sometimes => "sometimes",
+            PropertyKind::Eventually => "eventually",
         }
     }
 }

@@ -170,6 +170,11 @@ where
             kind: PropertyKind::AlwaysTransition,
         }));
         out.extend(S::sometimes().iter().map(s(PropertyKind::Sometimes)));
+        out.extend(S::liveness().iter().map(|l| PropertyInfo {
+            name: l.name,
+            doc: l.doc,
+            kind: PropertyKind::Eventually,
+        }));
         out
     }
 

@@ -83,6 +83,12 @@ impl Domain {
         self.wr_seq.load(Ordering::Acquire)
     }
 
+    /// `wr_seq` for invariant checks: Relaxed, so a check adds no
+    /// synchronization.
+    pub(crate) fn wr_seq_relaxed(&self) -> u64 {
+        self.wr_seq.load(Ordering::Relaxed)
+    }
+
     /// The current cached `rd_seq`.
     pub fn rd_seq(&self) -> u64 {
         self.rd_seq.load(Ordering::Acquire)
@@ -131,7 +137,7 @@ impl Domain {
         // new value at a quiescent state therefore cannot load the unlinked
         // pointer afterwards.
         let new = self.wr_seq.fetch_add(INCR, Ordering::SeqCst) + INCR;
-        debug_assert_eq!(new % 2, 1, "wr_seq_odd");
+        invariant_eq!(new % 2, 1, "wr_seq_odd");
         new
     }
 
@@ -150,7 +156,7 @@ impl Domain {
         // that does not keeps its seq below the goal. The RMW returns the
         // latest value, so the goal is never stale either.
         let current = self.wr_seq.fetch_add(0, Ordering::AcqRel);
-        debug_assert_eq!(current % 2, 1, "wr_seq_odd");
+        invariant_eq!(current % 2, 1, "wr_seq_odd");
         current + INCR
     }
 
@@ -212,8 +218,8 @@ impl Domain {
                         .compare_exchange(rd_seq, min, Ordering::AcqRel, Ordering::Acquire);
                 rd_seq = min;
             }
-            debug_assert_eq!(rd_seq % 2, 1, "rd_seq_bounded: rd_seq is odd");
-            debug_assert!(
+            invariant_eq!(rd_seq % 2, 1, "rd_seq_bounded: rd_seq is odd");
+            invariant!(
                 seq_leq(rd_seq, self.wr_seq.load(Ordering::Relaxed)),
                 "rd_seq_bounded: rd_seq {rd_seq} ran ahead of wr_seq"
             );

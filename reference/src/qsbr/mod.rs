@@ -46,7 +46,7 @@
 //!
 //! # Properties
 //! The spec's invariants (`cpyrt_spec::qsbr::INVARIANTS`) are asserted in
-//! debug builds where the runtime can see them: `seq != OFFLINE` exactly
+//! debug builds and under loom and shuttle, where the runtime can see them: `seq != OFFLINE` exactly
 //! while attached, `wr_seq` odd, `rd_seq <= wr_seq`, goals odd and at most
 //! one step ahead, FIFO goals non-decreasing. `no_use_after_free` and
 //! `no_write_to_freed_slot_array` are checked by ghost state in
@@ -63,6 +63,31 @@
 //! - [`Domain::reserve`] must be called by a thread that is not attached to
 //!   the domain (the spec's reserving thread is a new one): growth waits for
 //!   every attached thread.
+
+/// Whether the spec's invariants are asserted: in debug builds, and in
+/// every loom and shuttle build (those passes run in release mode, and the
+/// invariants are half of what they check).
+pub(crate) const CHECK_INVARIANTS: bool = cfg!(debug_assertions) || crate::primitive::MODEL_CHECKED;
+
+/// `assert!` when [`CHECK_INVARIANTS`]; compiled out otherwise. Loads made
+/// only for a check are Relaxed, so checking adds no synchronization that
+/// could hide an ordering bug from loom.
+macro_rules! invariant {
+    ($($arg:tt)+) => {
+        if $crate::qsbr::CHECK_INVARIANTS {
+            assert!($($arg)+);
+        }
+    };
+}
+
+/// `assert_eq!` when [`CHECK_INVARIANTS`].
+macro_rules! invariant_eq {
+    ($($arg:tt)+) => {
+        if $crate::qsbr::CHECK_INVARIANTS {
+            assert_eq!($($arg)+);
+        }
+    };
+}
 
 mod domain;
 mod pause;

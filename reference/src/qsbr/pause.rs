@@ -79,7 +79,7 @@ impl Pause {
     /// Uncounts the caller; wakes a pauser waiting for the last one.
     pub(crate) fn leave(&self) {
         let mut state = lock(&self.state);
-        debug_assert!(state.attached > 0, "leave without enter");
+        invariant!(state.attached > 0, "leave without enter");
         state.attached -= 1;
         if state.requested && state.attached == 0 {
             self.changed.notify_all();
@@ -91,7 +91,7 @@ impl Pause {
     pub(crate) fn stop(&self) -> Stopped<'_> {
         let mut state = lock(&self.state);
         // Growers are serialized by `shared->mutex`, so no pause is on.
-        debug_assert!(!state.requested, "nested pause");
+        invariant!(!state.requested, "nested pause");
         state.requested = true;
         self.requested.store(true, Ordering::Relaxed);
         while state.attached > 0 {
@@ -111,7 +111,7 @@ impl Drop for Stopped<'_> {
     /// `_PyEval_StartTheWorld`: lets waiting attachers in.
     fn drop(&mut self) {
         let mut state = lock(&self.pause.state);
-        debug_assert_eq!(state.attached, 0, "a thread attached during a pause");
+        invariant_eq!(state.attached, 0, "a thread attached during a pause");
         state.requested = false;
         self.pause.requested.store(false, Ordering::Relaxed);
         self.pause.changed.notify_all();

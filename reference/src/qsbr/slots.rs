@@ -122,7 +122,7 @@ impl Domain {
             array.slots[index].book.with_mut(|book| {
                 // SAFETY: shared->mutex is held: no other access to books.
                 let book = unsafe { &mut *book };
-                debug_assert!(book.thread.is_none());
+                invariant!(book.thread.is_none());
                 book.allocated = true;
             });
             log.emit_with(|| Event::Reserve {
@@ -171,7 +171,7 @@ impl Domain {
         for (index, (from, to)) in old.slots.iter().zip(new.slots.iter()).enumerate() {
             // No thread is attached during the pause: every seq is OFFLINE.
             let seq = from.seq.load(Ordering::Relaxed);
-            debug_assert_eq!(seq, OFFLINE, "slot {index} attached during growth");
+            invariant_eq!(seq, OFFLINE, "slot {index} attached during growth");
             to.seq.store(seq, Ordering::Relaxed);
             from.book.with_mut(|book| {
                 // SAFETY: shared->mutex guards the books of both arrays, and

@@ -56,12 +56,12 @@ impl Local {
     /// Appends an item to the FIFO queue, checking the goal invariants
     /// (`goals_bounded`, and goals non-decreasing along the queue).
     pub(super) fn enqueue(&mut self, domain: &Domain, goal: u64, value: Retired) {
-        debug_assert_eq!(goal % 2, 1, "goals_bounded: goal {goal} is even");
-        debug_assert!(
-            seq_leq(goal, domain.wr_seq() + INCR),
+        invariant_eq!(goal % 2, 1, "goals_bounded: goal {goal} is even");
+        invariant!(
+            seq_leq(goal, domain.wr_seq_relaxed() + INCR),
             "goals_bounded: goal {goal} is more than one step ahead"
         );
-        debug_assert!(
+        invariant!(
             self.queue
                 .back()
                 .is_none_or(|last| seq_leq(last.goal, goal)),
@@ -111,7 +111,7 @@ impl QsbrThread {
     /// The thread's slot. Valid while attached: growth waits until no
     /// thread is attached, so the pointer is stable and the array alive.
     pub(super) fn slot(&self) -> &Slot {
-        debug_assert!(self.attached, "slot access while detached");
+        invariant!(self.attached, "slot access while detached");
         let slot = self.record.slot.load(Ordering::Relaxed);
         // SAFETY: registered threads have a non-null slot pointer; attached
         // means no growth runs (see above), and the pointer was rewritten
@@ -119,13 +119,12 @@ impl QsbrThread {
         unsafe { &*slot }
     }
 
-    /// Debug check of `seq_nonzero_iff_attached` on the thread's own slot.
+    /// Checks `seq_nonzero_iff_attached` on the thread's own slot.
     #[inline]
     fn check_attached(&self) {
-        if cfg!(debug_assertions) && self.attached {
-            debug_assert_ne!(
-                self.slot().seq.load(Ordering::Relaxed),
-                OFFLINE,
+        if super::CHECK_INVARIANTS && self.attached {
+            invariant!(
+                self.slot().seq.load(Ordering::Relaxed) != OFFLINE,
                 "seq_nonzero_iff_attached: attached thread {} is OFFLINE",
                 self.tid
             );
@@ -145,7 +144,7 @@ impl QsbrThread {
         self.domain.pause().enter();
         self.attached = true;
         let slot = self.slot();
-        debug_assert_eq!(
+        invariant_eq!(
             slot.seq.load(Ordering::Relaxed),
             OFFLINE,
             "already attached"
@@ -166,7 +165,7 @@ impl QsbrThread {
             if domain.config().attach_fence {
                 fence(Ordering::SeqCst);
             }
-            debug_assert_eq!(seq % 2, 1, "wr_seq_odd");
+            invariant_eq!(seq % 2, 1, "wr_seq_odd");
             log.emit_with(|| Event::Attach {
                 thread: tid,
                 seq: event_seq(seq),
@@ -330,7 +329,7 @@ impl QsbrThread {
     /// pointer before `_Py_qsbr_unregister` takes the mutex loads it in this
     /// step (the spec's `Abandon` records it), returning it.
     fn abandon_queue(&mut self) -> Option<*mut Slot> {
-        debug_assert!(!self.attached);
+        invariant!(!self.attached);
         let early_load = !self.domain.config().design.reload_slot_under_mutex;
         let record = &self.record;
         let tid = self.tid;
