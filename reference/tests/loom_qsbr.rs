@@ -9,6 +9,8 @@
 //!  RUST_BACKTRACE=0 cargo test -p cpyrt-reference --release --test loom_qsbr`
 #![cfg(cpyrt_loom)]
 
+mod common;
+
 use std::hint::black_box;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
@@ -69,11 +71,7 @@ fn expect_uaf(name: &str, model: impl Fn() + Send + Sync + 'static) -> String {
     let start = Instant::now();
     let found = catch_unwind(AssertUnwindSafe(|| builder().check(model)))
         .expect_err("loom must find the broken design's use-after-free");
-    let message = found
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| found.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default();
+    let message = common::panic_message(found);
     eprintln!("{name}: found in {:.2?}: {message}", start.elapsed());
     assert!(message.contains("use-after-free"), "{message}");
     message

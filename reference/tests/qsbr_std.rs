@@ -53,14 +53,6 @@ fn replay_ok(cfg: &spec::Config, events: &[Event]) -> spec::State {
         .expect("replay returns the initial state")
 }
 
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
-}
-
 #[test]
 fn deferred_goal_waits_for_an_advance() {
     let cfg = spec_cfg(1, 2, Design::CPYTHON);
@@ -311,7 +303,7 @@ fn without_gc_advances_only_the_deferral_limit_advances() {
         "goal 3 waits for a tenth retirement"
     );
     let err = catch_unwind(AssertUnwindSafe(|| t.advance())).expect_err("refused");
-    assert!(panic_message(err).contains("gc_advances"));
+    assert!(common::panic_message(err).contains("gc_advances"));
 }
 
 #[test]
@@ -323,7 +315,7 @@ fn quiescent_inside_a_read_is_refused_by_the_shipped_design() {
     let mut guard = t.read(&cell);
     let err = catch_unwind(AssertUnwindSafe(|| guard.quiescent_state_inside_read()))
         .expect_err("the shipped design refuses the misuse");
-    assert!(panic_message(err).contains("API misuse"));
+    assert!(common::panic_message(err).contains("API misuse"));
 }
 
 /// Runs `scenario` on a traced domain of the broken `design`, expects the
@@ -337,7 +329,7 @@ fn expect_ghost_uaf(
     let mut threads = Vec::new();
     let err = catch_unwind(AssertUnwindSafe(|| scenario(&domain, &mut threads)))
         .expect_err("the ghost check reports the bug");
-    let message = panic_message(err);
+    let message = common::panic_message(err);
     assert!(message.contains("use-after-free"), "{message}");
     domain.take_trace()
 }

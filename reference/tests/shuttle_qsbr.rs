@@ -81,11 +81,7 @@ fn expect_uaf(kind: Kind, name: &str, model: impl Fn() + Send + Sync + 'static) 
         })
     }))
     .expect_err("shuttle must find the broken design's use-after-free");
-    let message = found
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| found.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default();
+    let message = common::panic_message(found);
     let tried = tried.load(Ordering::Relaxed);
     eprintln!(
         "{name} ({kind:?}): found on schedule {tried} in {:.2?}: {message}",

@@ -8,6 +8,15 @@ use cpyrt_reference::primitive::sync::{Arc, Mutex, lock};
 use cpyrt_reference::primitive::thread;
 use cpyrt_reference::qsbr::{Config, Domain, Event, Published};
 
+/// The message of a caught panic.
+pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 /// A published value with a canary (checked on every read) and a drop
 /// counter (every drop is a real free).
 pub struct Payload {
