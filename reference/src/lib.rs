@@ -9,6 +9,7 @@
 //! Architecture invariant: only [`primitive`] names `std::sync`, loom or
 //! shuttle; this crate depends on no workspace crate but `cpyrt-spec`.
 
+pub mod func_version;
 pub mod primitive;
 pub mod qsbr;
 pub mod trace;

@@ -1,0 +1,148 @@
+//! The shuttle pass for function versions: random and PCT schedules of
+//! three threads (two callers, one writer of `__code__` and `__defaults__`)
+//! over sequentially consistent memory. The shipped design holds on every
+//! schedule and every traced schedule replays through the spec; each
+//! broken design's torn read is found, and shuttle prints the failing
+//! schedule in a form `shuttle::replay` reruns.
+//!
+//! Run with:
+//! `RUSTFLAGS="--cfg cpyrt_shuttle" CARGO_TARGET_DIR=target/shuttle
+//!  RUST_BACKTRACE=0 cargo test -p cpyrt-reference --release --test shuttle_func_version`
+#![cfg(cpyrt_shuttle)]
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use cpyrt_reference::func_version::{Config, Op, Runtime, thread as handle};
+use cpyrt_reference::primitive::thread;
+use cpyrt_spec::func_version::{Attr, CallKind, Design, FuncVersion};
+use cpyrt_spec::replay;
+use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler};
+use shuttle::{Config as ShuttleConfig, Runner};
+
+/// Schedules per scheduler for the shipped design.
+const SCHEDULES: usize = 1000;
+/// Schedules a twin may take before the pass gives up on finding it.
+const TWIN_SCHEDULES: usize = 5000;
+/// PCT's bug depth.
+const PCT_DEPTH: usize = 3;
+/// Fixed seed: the same schedules, and the same counterexample, every run.
+const SEED: u64 = 0x00c0_ffee;
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Random,
+    Pct,
+}
+
+const KINDS: [Kind; 2] = [Kind::Random, Kind::Pct];
+
+fn scheduler(kind: Kind, schedules: usize) -> Box<dyn Scheduler + Send> {
+    match kind {
+        Kind::Random => Box::new(RandomScheduler::new_from_seed(SEED, schedules)),
+        Kind::Pct => Box::new(PctScheduler::new_from_seed(SEED, PCT_DEPTH, schedules)),
+    }
+}
+
+fn config(design: Design, trace: bool) -> Config {
+    Config {
+        threads: 3,
+        last_version: 3,
+        call: CallKind::General,
+        design,
+        trace,
+    }
+}
+
+const CALLER: &[Op] = &[Op::Call, Op::Call, Op::Call];
+const WRITER: &[Op] = &[Op::SetCode, Op::Set(Attr::Defaults)];
+
+/// Two callers and a writer; with tracing, the trace must replay.
+fn model(design: Design, trace: bool) -> impl Fn() + Send + Sync + 'static {
+    move || {
+        let cfg = config(design, trace);
+        let rt = Runtime::new(cfg.clone());
+        let mut c1 = handle(&rt, 1);
+        let mut w = handle(&rt, 2);
+        let h1 = thread::spawn(move || c1.run(CALLER));
+        let h2 = thread::spawn(move || w.run(WRITER));
+        handle(&rt, 0).run(CALLER);
+        h1.join().unwrap();
+        h2.join().unwrap();
+        if trace {
+            let events = rt.trace();
+            if let Err(e) = replay::<FuncVersion>(&cfg.spec(), &events) {
+                panic!("the spec rejects a reference trace: {e}\n{events:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn shipped_design_holds_and_every_trace_replays() {
+    for kind in KINDS {
+        let start = Instant::now();
+        let runs = Runner::new(scheduler(kind, SCHEDULES), ShuttleConfig::default())
+            .run(model(Design::CPYTHON, true));
+        eprintln!(
+            "shipped ({kind:?}): {runs} schedules in {:.2?}",
+            start.elapsed()
+        );
+        assert_eq!(runs, SCHEDULES);
+    }
+}
+
+fn expect_torn(kind: Kind, name: &str, design: Design) -> usize {
+    let start = Instant::now();
+    let tried = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&tried);
+    let m = model(design, false);
+    let found = catch_unwind(AssertUnwindSafe(|| {
+        Runner::new(scheduler(kind, TWIN_SCHEDULES), ShuttleConfig::default()).run(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            m();
+        })
+    }))
+    .expect_err("shuttle must find the broken design's torn read");
+    let message = found
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| found.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    let tried = tried.load(Ordering::Relaxed);
+    eprintln!(
+        "{name} ({kind:?}): found on schedule {tried} in {:.2?}: {message}",
+        start.elapsed()
+    );
+    assert!(message.contains("guarded_reads_match_version"), "{message}");
+    tried
+}
+
+#[test]
+fn without_the_pause_a_guarded_call_reads_the_new_attributes() {
+    for kind in KINDS {
+        expect_torn(
+            kind,
+            "no-pause",
+            Design {
+                stop_the_world: false,
+                ..Design::CPYTHON
+            },
+        );
+    }
+}
+
+#[test]
+fn a_safe_point_after_the_guard_lets_the_change_in() {
+    for kind in KINDS {
+        expect_torn(
+            kind,
+            "safe-point-after-guard",
+            Design {
+                no_safe_point_after_guard: false,
+                ..Design::CPYTHON
+            },
+        );
+    }
+}
