@@ -50,29 +50,36 @@
 //! `thread_hung_at_shutdown`; each is unreachable in some configurations
 //! (two interpreters for the overlap, three threads for creation, one
 //! interpreter for finalization), and the manifest pins which. Eventually
-//! (under the fairness declared in `checker/stw.rs`, checked by
-//! `models/tests/checker_stw.rs`): each pause instance stops its world,
-//! and each suspended thread attaches again. Each property is stated in
-//! one sentence in `spec/src/stw/props.rs`; `cpyrt list stw` prints them.
+//! (leads-to on the state graph, under the fairness declared in
+//! `checker/stw.rs`: the protocol's own steps weakly, the eval-breaker
+//! check and the 1 ms lock hand-off strongly): `global_pause_stops_world`,
+//! `interp0_pause_stops_world`, `interp1_pause_stops_world`,
+//! `suspended_thread_{0,1,2}_resumes`. `cpyrt check` judges them on
+//! graphs up to the checker's cap (1 M states); the twins that deadlock
+//! also lose progress, and the manifest lists those names too. Each
+//! property is stated in one sentence in `spec/src/stw/props.rs`;
+//! `cpyrt list stw` prints them.
 //!
 //! Findings: both lock orders (3.14's instance mutex first, main's
 //! read-write mutex first) hold at these bounds. gh-118332 needs three
 //! threads: with two, the pause that parks the waiter is already complete,
-//! so the requester never waits.
+//! so the requester never waits; there, the detaching requester can only
+//! livelock (it drops and retakes its lock every timeout while the waiter
+//! never gets it), which the hand-off rule ends.
 //!
 //! # Limits
 //! 1 to [`MAX_THREADS`] threads, 1 or 2 interpreters. Measured with BFS,
 //! one checker thread, release build, on the project's 2-core machines
 //! (base designs, default bounds unless said):
 //!
-//! | variant | threads | bounds | unique states | seconds |
-//! |---|--:|---|--:|--:|
-//! | base | 2 | default | 8,860 | 0.07 |
-//! | base | 2 | two-pauses | 47,228 | 0.4 |
-//! | base | 3 | default | 538,805 | 5 |
-//! | two-interps | 2 | default | 1,363 | < 0.01 |
-//! | two-interps | 3 | default | 95,986 | 0.7 |
-//! | two-interps | 3 | two-pauses | 664,429 | 7 |
+//! | variant | threads | bounds | unique states | safety s | with liveness s |
+//! |---|--:|---|--:|--:|--:|
+//! | base | 2 | default | 8,860 | 0.07 | 0.1 |
+//! | base | 2 | two-pauses | 47,228 | 0.3 | |
+//! | base | 3 | default | 538,805 | 2 to 5 | 3.4 (180 MB) |
+//! | two-interps | 2 | default | 1,363 | < 0.01 | |
+//! | two-interps | 3 | default | 95,986 | 0.5 | |
+//! | two-interps | 3 | two-pauses | 664,429 | 2.5 to 7 | 7 (210 MB) |
 //!
 //! The twins at 3 threads take 0.35 M (`no-rw-mutex`, 3 s) to 1.1 M
 //! (`created-detached`, 12 s) states; `paused-threads-detached` is pinned
@@ -189,7 +196,14 @@ pub static VARIANTS: &[SpecVariant<Stop>] = &[
     SpecVariant {
         name: "requester-detaches",
         doc: "The requester detaches while waiting for the stop event and resumes a critical section whose lock it handed to a thread it suspended (gh-118332, fixed by PR 118412).",
-        violates: &["no_deadlock"],
+        violates: &[
+            "global_pause_stops_world",
+            "interp0_pause_stops_world",
+            "no_deadlock",
+            "suspended_thread_0_resumes",
+            "suspended_thread_1_resumes",
+            "suspended_thread_2_resumes",
+        ],
         violates_from: 3,
         config: |t| config(t, 1, twin!(requester_stays_attached)),
     },
@@ -212,6 +226,8 @@ pub static VARIANTS: &[SpecVariant<Stop>] = &[
         // and ends its path, so the countdown never gets to go negative.
         violates: &[
             "countdown_matches_threads_to_park",
+            "global_pause_stops_world",
+            "interp0_pause_stops_world",
             "only_pause_end_unsuspends",
             "stopped_world_has_no_other_attached_thread",
         ],
@@ -224,14 +240,23 @@ pub static VARIANTS: &[SpecVariant<Stop>] = &[
         // At 3 threads also countdown_matches_threads_to_park: the second
         // pause counts a thread already SUSPENDED by the first, which its
         // scan will never park.
-        violates: &["no_deadlock", "pauses_never_overlap"],
+        violates: &[
+            "global_pause_stops_world",
+            "interp0_pause_stops_world",
+            "no_deadlock",
+            "pauses_never_overlap",
+        ],
         violates_from: 2,
         config: |t| config(t, 1, twin!(pauses_take_rw_mutex)),
     },
     SpecVariant {
         name: "cs-lock-in-pause",
         doc: "A critical section entered inside a pause locks its object, whose lock was handed to a suspended thread (gh-144513, fixed by PR 144524).",
-        violates: &["no_deadlock"],
+        violates: &[
+            "no_deadlock",
+            "suspended_thread_0_resumes",
+            "suspended_thread_1_resumes",
+        ],
         violates_from: 2,
         config: |t| config(t, 1, twin!(skip_cs_lock_while_stopped)),
     },
@@ -250,7 +275,12 @@ pub static VARIANTS: &[SpecVariant<Stop>] = &[
     SpecVariant {
         name: "delete-keeps-countdown",
         doc: "Deleting a counted, unsuspended thread state leaves the countdown alone: the requester waits for a thread that is gone.",
-        violates: &["countdown_matches_threads_to_park", "no_deadlock"],
+        violates: &[
+            "countdown_matches_threads_to_park",
+            "global_pause_stops_world",
+            "interp0_pause_stops_world",
+            "no_deadlock",
+        ],
         violates_from: 2,
         config: |t| config(t, 1, twin!(delete_decrements_countdown)),
     },

@@ -365,6 +365,9 @@ pub enum Phase {
     PauseLock(u8),
     /// Inside a critical section entered during the pause.
     InPauseCs(u8),
+    /// The pause's work is done (its one critical section ended): only
+    /// `start_the_world` is left. The work of a pause is finite.
+    PauseDone,
     /// `start_the_world` done: releasing the k-th lock of the reverse order.
     Unlock(u8),
 }
@@ -509,11 +512,13 @@ pub enum Event {
         object: u8,
         parked: bool,
     },
-    /// `Py_BEGIN_CRITICAL_SECTION` (a first attempt or a retry after
-    /// waking); `parked` when the lock was held.
+    /// `Py_BEGIN_CRITICAL_SECTION`: a first attempt, or (`retry`) the
+    /// PyMutex_Lock loop's next attempt after waking; `parked` when the
+    /// lock was held.
     BeginCs {
         thread: u8,
         object: u8,
+        retry: bool,
         parked: bool,
     },
     /// `Py_END_CRITICAL_SECTION`: unlock, waking a parked waiter if any.
@@ -635,8 +640,9 @@ impl Event {
     }
 
     /// The event's kind, without its values (for coverage and fairness).
-    /// The first `StwLock` of a request is its own kind, `StwRequest`: a
-    /// thread chooses to request a pause, but must go on taking the locks.
+    /// The first `StwLock` of a request is its own kind, `StwRequest`, and a
+    /// retried `BeginCs` is `CsLockRetry`: a thread chooses to request a
+    /// pause or enter a critical section, but must go on once it has.
     pub fn kind(&self) -> &'static str {
         use Event::*;
         match self {
@@ -644,7 +650,8 @@ impl Event {
             Attach { .. } => "Attach",
             Hang { .. } => "Hang",
             Resume { .. } => "Resume",
-            BeginCs { .. } => "BeginCs",
+            BeginCs { retry: false, .. } => "BeginCs",
+            BeginCs { .. } => "CsLockRetry",
             EndCs { .. } => "EndCs",
             Syscall { .. } => "Syscall",
             HandlePending { .. } => "HandlePending",
@@ -673,6 +680,7 @@ pub const EVENT_KINDS: &[&str] = &[
     "Hang",
     "Resume",
     "BeginCs",
+    "CsLockRetry",
     "EndCs",
     "Syscall",
     "HandlePending",

@@ -37,6 +37,7 @@ pub mod properties;
 pub mod qsbr;
 pub mod scc;
 pub mod spec;
+pub mod stw;
 pub mod symmetry;
 pub mod trace;
 

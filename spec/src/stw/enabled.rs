@@ -42,6 +42,7 @@ fn candidates(s: &State, t: usize, out: &mut Vec<Event>) {
                     out.push(Event::BeginCs {
                         thread,
                         object: o,
+                        retry: false,
                         parked: false,
                     });
                     for &wake in &wakes {
@@ -73,6 +74,7 @@ fn candidates(s: &State, t: usize, out: &mut Vec<Event>) {
                 Job::Lock(_) => out.push(Event::BeginCs {
                     thread,
                     object: o,
+                    retry: false,
                     parked: false,
                 }),
                 Job::Countdown(scope) => out.push(Event::Countdown {
@@ -130,6 +132,7 @@ fn candidates(s: &State, t: usize, out: &mut Vec<Event>) {
                             out.push(Event::Finalize { thread });
                             out.push(Event::StartWorld { thread, scope });
                         }
+                        Phase::PauseDone => out.push(Event::StartWorld { thread, scope }),
                         Phase::InPauseCs(_) => {
                             for &wake in &wakes {
                                 out.push(Event::EndCs {

@@ -41,8 +41,8 @@ pub static TRANSITION_INVARIANTS: &[TransitionInvariant<State>] = &[TransitionIn
 
 /// Liveness, checked under the fairness the model declares
 /// (`models/src/checker/stw.rs`): every request eventually stops the world,
-/// and every suspended thread eventually attaches again (or is removed by
-/// finalization, whose threads are meant to hang). Pause requests are
+/// and every suspended thread is eventually released and attaches again
+/// (or is removed by finalization, whose threads are meant to hang). Pause requests are
 /// bounded per thread, so a run cannot postpone the second goal forever by
 /// pausing again and again.
 pub static LIVENESS: &[LeadsTo<State>] = &[
@@ -65,22 +65,22 @@ pub static LIVENESS: &[LeadsTo<State>] = &[
         q: |s| s.stw.get(2).is_none_or(|w| w.world_stopped),
     },
     LeadsTo {
-        name: "suspended_thread_0_attaches",
-        doc: "Thread 0, once SUSPENDED, eventually attaches again or leaves its interpreter's thread list.",
+        name: "suspended_thread_0_resumes",
+        doc: "Thread 0, once SUSPENDED, eventually attaches again, waits DETACHED for a lock, or leaves its interpreter's thread list.",
         p: |s| suspended(s, 0),
-        q: |s| attached_or_gone(s, 0),
+        q: |s| resumed_or_gone(s, 0),
     },
     LeadsTo {
-        name: "suspended_thread_1_attaches",
-        doc: "Thread 1, once SUSPENDED, eventually attaches again or leaves its interpreter's thread list.",
+        name: "suspended_thread_1_resumes",
+        doc: "Thread 1, once SUSPENDED, eventually attaches again, waits DETACHED for a lock, or leaves its interpreter's thread list.",
         p: |s| suspended(s, 1),
-        q: |s| attached_or_gone(s, 1),
+        q: |s| resumed_or_gone(s, 1),
     },
     LeadsTo {
-        name: "suspended_thread_2_attaches",
-        doc: "Thread 2, once SUSPENDED, eventually attaches again or leaves its interpreter's thread list.",
+        name: "suspended_thread_2_resumes",
+        doc: "Thread 2, once SUSPENDED, eventually attaches again, waits DETACHED for a lock, or leaves its interpreter's thread list.",
         p: |s| suspended(s, 2),
-        q: |s| attached_or_gone(s, 2),
+        q: |s| resumed_or_gone(s, 2),
     },
 ];
 
@@ -96,10 +96,17 @@ fn suspended(s: &State, t: usize) -> bool {
         .is_some_and(|th| th.life == Life::Alive && th.state == TState::Suspended)
 }
 
-fn attached_or_gone(s: &State, t: usize) -> bool {
-    s.threads
-        .get(t)
-        .is_none_or(|th| th.life != Life::Alive || th.state == TState::Attached)
+/// Released by the pause: attached again, or back to waiting DETACHED on
+/// the lock it was parked on (when that lock wakes it is the lock's
+/// business: the spec lets an unlock wake any waiter, where CPython's
+/// parking lot is FIFO, so starvation there would be the model's, not
+/// CPython's), or gone.
+fn resumed_or_gone(s: &State, t: usize) -> bool {
+    s.threads.get(t).is_none_or(|th| {
+        th.life != Life::Alive
+            || th.state == TState::Attached
+            || (th.state == TState::Detached && matches!(th.at, At::Parked(_)))
+    })
 }
 
 /// Reachability goals: without them a model whose invariants hold could be

@@ -253,6 +253,7 @@ pub(super) fn apply(cfg: &Config, s: &State, event: &Event) -> Result<(Event, St
                 return reject("a critical section begins in running code without one held");
             }
             let lock = Lock::Object(o);
+            let retry = !starting;
             let parked = owner(s, lock).is_some_and(|u| u != thread);
             if parked {
                 n.threads[t].job = Job::Lock(o);
@@ -265,6 +266,7 @@ pub(super) fn apply(cfg: &Config, s: &State, event: &Event) -> Result<(Event, St
             Event::BeginCs {
                 thread,
                 object: o,
+                retry,
                 parked,
             }
         }
@@ -283,7 +285,7 @@ pub(super) fn apply(cfg: &Config, s: &State, event: &Event) -> Result<(Event, St
             unlock_mutex(&mut n, Lock::Object(o), wake)?;
             n.threads[t].cs = Cs::None;
             if in_pause_cs {
-                set_phase(&mut n, t, Phase::Stopped);
+                set_phase(&mut n, t, Phase::PauseDone);
             }
             Event::EndCs {
                 thread,
@@ -633,7 +635,7 @@ pub(super) fn apply(cfg: &Config, s: &State, event: &Event) -> Result<(Event, St
         Event::StartWorld { .. } => {
             let Job::Stw {
                 scope,
-                phase: Phase::Stopped,
+                phase: Phase::Stopped | Phase::PauseDone,
                 finalizing,
             } = th.job
             else {

@@ -166,11 +166,13 @@ fn gh118332_trace() -> Vec<Event> {
         Event::BeginCs {
             thread: 0,
             object: 0,
+            retry: false,
             parked: false,
         },
         Event::BeginCs {
             thread: 1,
             object: 0,
+            retry: false,
             parked: true,
         },
     ];
@@ -259,11 +261,13 @@ fn critical_section_inside_a_pause_deadlocks_without_the_skip() {
         Event::BeginCs {
             thread: 0,
             object: 0,
+            retry: false,
             parked: false,
         },
         Event::BeginCs {
             thread: 1,
             object: 0,
+            retry: false,
             parked: true,
         },
         Event::EndCs {
