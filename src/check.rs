@@ -40,6 +40,17 @@ pub struct CheckArgs {
     /// One JSON object per configuration per line, on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Explore one representative per renaming of threads, breadth first
+    /// on the checker's own state graph (liveness is then not judged).
+    #[arg(long)]
+    pub symmetry: bool,
+    /// Count transitions per event kind; list the kinds that never fire.
+    #[arg(long)]
+    pub coverage: bool,
+    /// Do not judge the liveness properties (judged by default, on the
+    /// state graph, under the fairness the model declares).
+    #[arg(long)]
+    pub no_liveness: bool,
     /// Replay a counterexample from its token (printed with every
     /// counterexample).
     #[arg(long, value_name = "TOKEN", conflicts_with_all = ["variant", "threads", "bounds", "strategy", "max_states", "timeout"])]
@@ -191,6 +202,9 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, String> {
         strategy,
         max_states: args.max_states,
         timeout: args.timeout,
+        symmetry: args.symmetry,
+        coverage: args.coverage,
+        skip_liveness: args.no_liveness,
         ..RunOptions::default()
     };
     let interactive = !args.json && std::io::stderr().is_terminal();

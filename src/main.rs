@@ -6,6 +6,7 @@
 //! malformed replay token, bad bound); 3 a bound was hit before a result.
 
 mod check;
+mod graph;
 mod list;
 mod output;
 
@@ -36,6 +37,8 @@ enum Command {
     },
     /// Check model configurations against the manifest.
     Check(check::CheckArgs),
+    /// Export one configuration's reachable state graph (DOT, JSON, SVG).
+    Graph(graph::GraphArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::List { model } => list::run(model.as_deref()),
         Command::Check(args) => check::run(&args),
+        Command::Graph(args) => graph::run(&args),
     };
     match outcome {
         Ok(code) => code,

@@ -171,6 +171,9 @@ pub fn details(reports: &[Report]) -> String {
                 .collect();
             counterexample(&mut out, r, &same);
         }
+        if let Some(x) = &r.checker {
+            out.push_str(&cpyrt_models::checker::registry::render(&name_of(r), x));
+        }
     }
     out
 }
@@ -205,6 +208,10 @@ pub fn json_line(r: &Report) -> String {
         "partial": r.partial,
         "bound": r.bound,
         "counterexamples": r.counterexamples,
+        "liveness": r.checker.as_ref().map(|x| &x.liveness),
+        "liveness_unjudged": r.checker.as_ref().map(|x| &x.unjudged),
+        "coverage": r.checker.as_ref().and_then(|x| x.coverage.as_ref()),
+        "symmetry": r.checker.as_ref().is_some_and(|x| x.symmetry),
     });
     value.to_string()
 }

@@ -46,7 +46,10 @@
 //! (`INVARIANTS`, `TRANSITION_INVARIANTS`, `SOMETIMES`); `cpyrt list qsbr`
 //! prints them. With one thread the array is grown once only, so
 //! `array_grown` is unreachable there (the manifest pins that), and no
-//! twin can fail: every bug here is a race between two threads.
+//! safety twin can fail: every safety bug here is a race between two
+//! threads. Eventually (leads-to, judged on the state graph under the
+//! fairness declared in `checker/qsbr.rs`): `retired_eventually_freed`,
+//! which the `no-gc-advance` twin breaks already at one thread.
 //!
 //! # Limits
 //! 1 to [`MAX_THREADS`] threads. Measured with BFS, one checker thread,
@@ -67,7 +70,7 @@
 //! with the `small` bounds, where each still fails with the same
 //! shortest counterexample as at 2 threads.
 
-use cpyrt_spec::qsbr::{Config, Design, MAX_THREADS, Qsbr};
+use cpyrt_spec::qsbr::{CPYTHON_DEFERRED_LIMIT, Config, Design, MAX_THREADS, Qsbr};
 
 use crate::spec_mechanism::{SpecBounds, SpecMechanism, SpecVariant};
 
@@ -171,6 +174,23 @@ pub static VARIANTS: &[SpecVariant<Qsbr>] = &[
                 t,
                 Design {
                     reload_slot_under_mutex: false,
+                    ..Design::CPYTHON
+                },
+            )
+        },
+    },
+    SpecVariant {
+        name: "no-gc-advance",
+        doc: "Nothing outside free_delayed advances wr_seq (no GC) and the deferral limit is CPython's 10, above the retirements: deferred goals are never reached, so a running thread's retired objects are never freed.",
+        // A liveness twin: every safety property holds.
+        violates: &["retired_eventually_freed"],
+        violates_from: 1,
+        config: |t| Config {
+            deferral_limit: CPYTHON_DEFERRED_LIMIT,
+            ..config(
+                t,
+                Design {
+                    gc_advances: false,
                     ..Design::CPYTHON
                 },
             )

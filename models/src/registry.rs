@@ -144,6 +144,11 @@ pub trait Mechanism: Sync {
     ) -> Result<Report, String>;
     /// Follows a replay token's path.
     fn replay(&self, token: &Token) -> Result<Replay, String>;
+    /// The graph-based checks (liveness, coverage, symmetry, graph export),
+    /// when the mechanism declares checker hooks.
+    fn checker(&self) -> Option<Box<dyn crate::checker::registry::CheckerEntry + '_>> {
+        None
+    }
 
     fn variant(&self, name: &str) -> Result<VariantInfo, String> {
         let variants = self.variants();
@@ -221,9 +226,22 @@ pub fn check(
     opts: &RunOptions,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<Report, String> {
-    let mut report = mech.check(variant, threads, bounds, opts, progress)?;
+    let checker = mech.checker();
+    let mut report = match (&checker, opts.symmetry) {
+        (Some(c), true) => c.check_reduced(variant, threads, bounds, opts, progress)?,
+        (None, true) => return Err(format!("{} declares no thread symmetry", mech.name())),
+        (_, false) => mech.check(variant, threads, bounds, opts, progress)?,
+    };
+    if let Some(c) = &checker {
+        c.augment(variant, threads, bounds, opts, &mut report)?;
+    } else if opts.coverage {
+        return Err(format!(
+            "{} declares no checker hooks for --coverage",
+            mech.name()
+        ));
+    }
     if let Some(entry) = manifest::lookup(mech.name(), variant, threads, bounds)? {
-        report.judge(entry.expected());
+        crate::checker::registry::judge(&mut report, entry.expected());
     }
     Ok(report)
 }

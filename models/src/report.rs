@@ -128,6 +128,10 @@ pub struct Report {
     /// Why the status is not `AsExpected`, one reason per entry.
     pub mismatches: Vec<String>,
     pub counterexamples: Vec<Counterexample>,
+    /// What the graph-based checks added (liveness, coverage, symmetry),
+    /// for mechanisms that declare checker hooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checker: Option<crate::checker::registry::Extras>,
 }
 
 impl Report {

@@ -86,6 +86,13 @@ pub struct RunOptions {
     /// it falls back to the path stateright kept. `None`: the larger of the
     /// run's unique-state count and [`DEFAULT_SEARCH_BUDGET`].
     pub search_budget: Option<usize>,
+    /// Explore one representative per renaming of threads, on the
+    /// checker's own BFS graph instead of stateright (`--symmetry`).
+    pub symmetry: bool,
+    /// Count transitions per event kind on the state graph (`--coverage`).
+    pub coverage: bool,
+    /// Do not judge the spec's liveness properties (`--no-liveness`).
+    pub skip_liveness: bool,
 }
 
 /// Smallest state budget of the shortest-counterexample search.

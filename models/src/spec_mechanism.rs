@@ -57,7 +57,7 @@ pub struct SpecMechanism<S: Spec + 'static> {
 /// already say which thread moves, so labels leave it out.
 const THREAD_FIELD: &str = "thread";
 
-fn model<S: Spec + 'static>(
+pub(crate) fn model<S: Spec + 'static>(
     m: &SpecMechanism<S>,
     variant: &str,
     threads: usize,
@@ -84,7 +84,7 @@ where
 }
 
 /// Counterexample steps: each event with its thread and what it changed.
-fn steps<S: Spec>(states: &[Checked<S::State>], events: &[S::Event]) -> Vec<Step> {
+pub(crate) fn steps<S: Spec>(states: &[Checked<S::State>], events: &[S::Event]) -> Vec<Step> {
     events
         .iter()
         .enumerate()
@@ -263,9 +263,14 @@ where
             status: Status::AsExpected,
             mismatches: Vec::new(),
             counterexamples,
+            checker: None,
         };
         report.judge(expected);
         Ok(report)
+    }
+
+    fn checker(&self) -> Option<Box<dyn crate::checker::registry::CheckerEntry + '_>> {
+        crate::checker::registry::spec_checker(self)
     }
 
     fn replay(&self, token: &Token) -> Result<Replay, String> {

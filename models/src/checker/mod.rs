@@ -16,6 +16,8 @@
 //!   judged on the graph.
 //! - [`spec`]: the same for spec-backed models, with what each mechanism
 //!   declares ([`qsbr`]'s fairness, symmetry and labels).
+//! - [`registry`]: what `cpyrt check` and `cpyrt graph` run for each
+//!   mechanism that declares hooks.
 //! - [`bench`]: the runs `cargo xtask bench` times.
 //!
 //! Determinism: every result is a function of the model alone. State ids
@@ -35,6 +37,7 @@ pub mod graph;
 pub mod liveness;
 pub mod properties;
 pub mod qsbr;
+pub mod registry;
 pub mod scc;
 pub mod spec;
 pub mod stw;

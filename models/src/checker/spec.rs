@@ -85,16 +85,23 @@ where
             )
             .map_err(|e| e.to_string())?;
             let lasso = report.lasso.as_ref().map(|l| {
-                let label = |a: &S::Event| format!("thread {}: {a:?}", S::actor(a));
+                let label = |a: &S::Event| {
+                    format!(
+                        "T{} {}",
+                        S::actor(a),
+                        crate::render::event_label(&format!("{a:#?}"), "thread")
+                    )
+                };
                 let steps: Vec<String> = l.trace.actions().map(label).collect();
                 LassoSummary {
                     steps: l.indices()[1..].to_vec(),
                     p_at: l.p_at,
                     cycle_start: l.cycle_start,
                     terminal: l.terminal,
+                    text: render_lasso(&steps, l.p_at, l.cycle_start, l.terminal),
                     prefix: steps[..l.cycle_start].to_vec(),
                     cycle: steps[l.cycle_start..].to_vec(),
-                    text: l.render(model, fairness),
+                    token: String::new(),
                 }
             });
             out.push(LivenessOutcome {
@@ -144,8 +151,34 @@ where
     }
 }
 
+/// A lasso's steps, numbered, with where the premise starts to hold and
+/// where the cycle begins.
+fn render_lasso(steps: &[String], p_at: usize, cycle_start: usize, terminal: bool) -> String {
+    let mut out = String::new();
+    for (k, step) in steps.iter().enumerate() {
+        if k == p_at {
+            out.push_str("  -- the premise holds from here --\n");
+        }
+        if k == cycle_start {
+            out.push_str("  -- the cycle: repeats forever from here --\n");
+        }
+        out.push_str(&format!("  {:>3}. {step}\n", k + 1));
+    }
+    if p_at == steps.len() {
+        out.push_str("  -- the premise holds from here --\n");
+    }
+    if terminal {
+        out.push_str("  -- no action is enabled: the run stops here --\n");
+    }
+    out
+}
+
 fn describe(c: &FairClass) -> String {
-    format!("{:?} {} ({})", c.strength, c.name, c.kinds.join(", ")).to_lowercase()
+    let strength = match c.strength {
+        super::fairness::Strength::Weak => "weak",
+        super::fairness::Strength::Strong => "strong",
+    };
+    format!("{strength} {} ({})", c.name, c.kinds.join(", "))
 }
 
 /// `Read { thread: 1, object: 0 }` as `Read object=0` (the thread is shown
@@ -194,4 +227,8 @@ pub struct LassoSummary {
     /// The lasso printed for a reader.
     #[serde(skip)]
     pub text: String,
+    /// The replay token (prefix and one turn of the cycle), when the run
+    /// that found it knows its configuration's name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token: String,
 }
