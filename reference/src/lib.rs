@@ -9,6 +9,10 @@
 //! Architecture invariant: only [`primitive`] names `std::sync`, loom or
 //! shuttle; this crate depends on no workspace crate but `cpyrt-spec`.
 
+// fork() is a process-level operation a model checker's scheduler cannot
+// run; the module is the plain std build's, on Unix.
+#[cfg(all(unix, not(any(cpyrt_loom, cpyrt_shuttle))))]
+pub mod fork;
 pub mod func_version;
 pub mod primitive;
 pub mod qsbr;
