@@ -210,7 +210,7 @@ where
                 g.depth += 1;
                 level_end = g.states.len();
             }
-            if next % PROGRESS_EVERY == 0 {
+            if next.is_multiple_of(PROGRESS_EVERY) {
                 observe(&BuildProgress {
                     unique_states: g.states.len(),
                     generated: g.generated,

@@ -157,7 +157,7 @@ mod tests {
             let even: Vec<u32> = all
                 .iter()
                 .copied()
-                .filter(|&id| graph.state(id) % 2 == 0)
+                .filter(|&id| graph.state(id).is_multiple_of(2))
                 .collect();
             let sub: usize = sccs(&graph, &even).iter().map(|c| c.len()).sum();
             assert_eq!(sub, even.len());

@@ -12,6 +12,9 @@ use super::graph::StateGraph;
 use super::liveness;
 use crate::spec_model::{Checked, SpecModel};
 
+/// Maps a spec model's state to its representative.
+pub type Canonical<S> = fn(&Checked<<S as Spec>::State>) -> Checked<<S as Spec>::State>;
+
 /// What the checker needs to know about a spec-backed model.
 pub struct SpecHooks<S: Spec + 'static> {
     /// Fairness classes (over event kinds), each applying to every thread.
@@ -22,7 +25,7 @@ pub struct SpecHooks<S: Spec + 'static> {
     pub kinds: &'static [&'static str],
     /// The representative of a state under renaming threads, when threads
     /// are interchangeable.
-    pub canonical: Option<fn(&Checked<S::State>) -> Checked<S::State>>,
+    pub canonical: Option<Canonical<S>>,
     /// A one-line label of a state for graph export.
     pub label: fn(&S::State) -> String,
 }
