@@ -14,6 +14,7 @@
 #[cfg(all(unix, not(any(cpyrt_loom, cpyrt_shuttle))))]
 pub mod fork;
 pub mod func_version;
+pub mod gil;
 pub mod primitive;
 pub mod qsbr;
 pub mod trace;

@@ -73,6 +73,22 @@ pub mod sync {
     pub fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         condvar.wait(guard).unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Waits on `condvar` for at most `timeout`, ignoring poisoning; true
+    /// when the wait timed out. loom 0.7.3 and shuttle 0.9.10 never time
+    /// out (their `wait_timeout` is a plain `wait`), so code that relies on
+    /// a timeout firing must model time itself under them (the GIL's
+    /// `expire_waiters`).
+    pub fn wait_timeout<'a, T>(
+        condvar: &Condvar,
+        guard: MutexGuard<'a, T>,
+        timeout: std::time::Duration,
+    ) -> (MutexGuard<'a, T>, bool) {
+        let (guard, result) = condvar
+            .wait_timeout(guard, timeout)
+            .unwrap_or_else(PoisonError::into_inner);
+        (guard, result.timed_out())
+    }
 }
 
 /// Threads.

@@ -656,7 +656,8 @@ fn drop_moves(
             if !final_release {
                 n.gils[g as usize].last_holder = Some(ts);
             }
-            if final_release && then == Then::NextOp {
+            // The hook's PyGILState_Release is not the thread's end.
+            if final_release && then == Then::NextOp && s.threads[t].hook.is_none() {
                 n.threads[t].done = true;
             }
             touch_gil(&mut n, g);
