@@ -59,6 +59,12 @@ pub struct Extras {
     /// threads; `unique_states` then counts representatives.
     #[serde(default)]
     pub symmetry: bool,
+    /// In a symmetric run, the representatives and, when the manifest
+    /// pins the configuration, the unreduced model's unique states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub representatives: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreduced_states: Option<usize>,
     /// Unique states of the unreduced graph, when one was built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graph_states: Option<usize>,
@@ -133,9 +139,10 @@ where
 /// checks did not judge: unjudged liveness properties, and the pinned
 /// state count when the run was symmetry-reduced.
 pub fn judge(report: &mut Report, mut expected: Expected) {
-    if let Some(x) = &report.checker {
+    if let Some(x) = &mut report.checker {
         expected.violated.retain(|v| !x.unjudged.contains(v));
         if x.symmetry {
+            x.unreduced_states = expected.unique_states.or(x.unreduced_states);
             expected.unique_states = None;
         }
     }
@@ -276,8 +283,9 @@ where
         if !report.violated.is_empty() {
             report.result = Verdict::Violates;
         }
+        let x = report.checker.as_mut().expect("set above");
+        x.representatives = Some(graph.len());
         if opts.coverage {
-            let x = report.checker.as_mut().expect("set above");
             x.coverage = Some(self.hooks.coverage(&model, &graph));
         }
         judge(&mut report, expected);
@@ -442,6 +450,19 @@ pub fn render(name: &str, x: &Extras) -> String {
             "  the premise holds {when}, and the goal never holds from there on"
         );
         let _ = writeln!(out, "  under fairness: {}", o.fairness.join("; "));
+    }
+    if let Some(n) = x.representatives {
+        let _ = write!(out, "\n{name}: symmetry: {n} representatives");
+        match x.unreduced_states {
+            Some(m) => {
+                let _ = writeln!(
+                    out,
+                    " of {m} states, {:.1} times fewer",
+                    m as f64 / n.max(1) as f64
+                );
+            }
+            None => out.push('\n'),
+        }
     }
     if let Some(why) = &x.unjudged_because {
         let _ = writeln!(
