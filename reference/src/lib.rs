@@ -9,6 +9,7 @@
 //! Architecture invariant: only [`primitive`] names `std::sync`, loom or
 //! shuttle; this crate depends on no workspace crate but `cpyrt-spec`.
 
+pub mod eval;
 // fork() is a process-level operation a model checker's scheduler cannot
 // run; the module is the plain std build's, on Unix.
 #[cfg(all(unix, not(any(cpyrt_loom, cpyrt_shuttle))))]
@@ -17,4 +18,5 @@ pub mod func_version;
 pub mod gil;
 pub mod primitive;
 pub mod qsbr;
+pub mod stw;
 pub mod trace;
