@@ -17,19 +17,17 @@ fn base(threads: usize) -> Config {
     cpyrt_models::qsbr::config(threads, Design::CPYTHON)
 }
 
-/// GC never advances and the deferral limit (CPython's 10) is above the
-/// number of retirements, so no real advance ever comes.
+/// The `no-gc-advance` twin: GC never advances and the deferral limit
+/// (CPython's 10) is above the number of retirements, so no real advance
+/// ever comes.
 fn no_gc_advance(threads: usize) -> Config {
-    Config {
-        deferral_limit: CPYTHON_DEFERRED_LIMIT,
-        ..cpyrt_models::qsbr::config(
-            threads,
-            Design {
-                gc_advances: false,
-                ..Design::CPYTHON
-            },
-        )
-    }
+    let v = cpyrt_models::qsbr::VARIANTS
+        .iter()
+        .find(|v| v.name == "no-gc-advance")
+        .expect("the liveness twin is registered");
+    let cfg = (v.config)(threads);
+    assert!(!cfg.design.gc_advances && cfg.deferral_limit == CPYTHON_DEFERRED_LIMIT);
+    cfg
 }
 
 fn p(s: &Checked<cpyrt_spec::qsbr::State>) -> bool {
@@ -223,4 +221,47 @@ fn the_state_cap_is_named_in_the_error() {
         text.contains("100") && text.contains("--max-states"),
         "{text}"
     );
+}
+
+#[test]
+fn cpyrt_check_judges_liveness_and_reports_it() {
+    use cpyrt_models::registry::{self, Token};
+    use cpyrt_models::report::{Status, Verdict};
+    use cpyrt_models::run::RunOptions;
+    let qsbr = registry::find("qsbr").unwrap();
+    let check = |variant: &str, opts: &RunOptions| {
+        registry::check(qsbr, variant, 2, "default", opts, &mut |_| {}).unwrap()
+    };
+    let r = check("no-gc-advance", &RunOptions::default());
+    assert_eq!(r.result, Verdict::Violates);
+    assert_eq!(r.violated, ["retired_eventually_freed"]);
+    assert_eq!(r.status, Status::AsExpected, "{:?}", r.mismatches);
+    let x = r.checker.as_ref().unwrap();
+    assert!(!x.liveness[0].holds && x.unjudged.is_empty());
+    // The lasso is a counterexample whose token replays prefix and cycle.
+    let token = Token::parse(&r.counterexamples[0].token).unwrap();
+    assert_eq!(token.steps, [0, 0, 0, 2, 1, 0]);
+    assert_eq!(qsbr.replay(&token).unwrap().steps.len(), 6);
+    // Not judged: left out of the expectation, and said so.
+    let opts = RunOptions {
+        skip_liveness: true,
+        ..RunOptions::default()
+    };
+    let r = check("no-gc-advance", &opts);
+    assert_eq!((r.result, r.status), (Verdict::Holds, Status::AsExpected));
+    assert_eq!(r.checker.unwrap().unjudged, ["retired_eventually_freed"]);
+    // A symmetric run counts representatives against the manifest's count.
+    let opts = RunOptions {
+        symmetry: true,
+        coverage: true,
+        ..RunOptions::default()
+    };
+    let r = check("base", &opts);
+    assert_eq!(r.status, Status::AsExpected, "{:?}", r.mismatches);
+    let x = r.checker.unwrap();
+    assert_eq!(
+        (x.representatives, x.unreduced_states),
+        (Some(3471), Some(6879))
+    );
+    assert!(x.coverage.unwrap().symmetric);
 }

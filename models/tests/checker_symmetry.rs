@@ -6,48 +6,25 @@ use cpyrt_models::checker::qsbr::HOOKS;
 use cpyrt_models::checker::trace::Trace;
 use cpyrt_models::checker::{DEFAULT_MAX_STATES, Fairness, StateGraph, build_reduced, leads_to};
 use cpyrt_models::{Checked, SpecModel};
-use cpyrt_spec::qsbr::{CPYTHON_DEFERRED_LIMIT, Config, Design, LIVENESS, Qsbr, State};
+use cpyrt_spec::qsbr::{Config, LIVENESS, Qsbr, State};
 use stateright::Model;
 
 type M = SpecModel<Qsbr>;
 
-/// Every QSBR design the models check: the shipped one and its twins.
+/// Every QSBR variant the registry lists: the shipped design and its twins.
 fn designs(threads: usize) -> Vec<(&'static str, Config)> {
-    let cfg = |design| cpyrt_models::qsbr::config(threads, design);
-    vec![
-        ("base", cfg(Design::CPYTHON)),
-        (
-            "free-before-goal",
-            cfg(Design {
-                free_waits_for_goal: false,
-                ..Design::CPYTHON
-            }),
-        ),
-        (
-            "quiescent-in-read",
-            cfg(Design {
-                quiescent_outside_reads: false,
-                ..Design::CPYTHON
-            }),
-        ),
-        (
-            "stale-slot-pointer",
-            cfg(Design {
-                reload_slot_under_mutex: false,
-                ..Design::CPYTHON
-            }),
-        ),
-        (
-            "no-gc-advance",
-            Config {
-                deferral_limit: CPYTHON_DEFERRED_LIMIT,
-                ..cfg(Design {
-                    gc_advances: false,
-                    ..Design::CPYTHON
-                })
-            },
-        ),
-    ]
+    cpyrt_models::qsbr::VARIANTS
+        .iter()
+        .map(|v| (v.name, (v.config)(threads)))
+        .collect()
+}
+
+fn design(name: &str, threads: usize) -> Config {
+    designs(threads)
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .expect("a registered variant")
+        .1
 }
 
 /// (failed, reached) property names.
@@ -114,7 +91,7 @@ fn counterexamples_keep_real_thread_numbers() {
     // The stale-slot-pointer twin needs two threads that do different
     // things; the representative may number them the other way round, and
     // the printed run must still be a run of the real model.
-    let (_, cfg) = designs(2).swap_remove(3);
+    let cfg = design("stale-slot-pointer", 2);
     let model = M::new(cfg);
     let reduced = build_reduced(&model, DEFAULT_MAX_STATES).unwrap();
     let results = check_properties(&model, &reduced).unwrap();
@@ -137,7 +114,7 @@ fn counterexamples_keep_real_thread_numbers() {
 fn liveness_without_fairness_works_on_the_reduced_graph() {
     // Without fairness the quotient is exact: the reduced graph finds a
     // lasso, and following its cycle in the real model closes it.
-    let (_, cfg) = designs(2).swap_remove(4);
+    let cfg = design("no-gc-advance", 2);
     let model = M::new(cfg);
     let reduced = build_reduced(&model, DEFAULT_MAX_STATES).unwrap();
     let p = |s: &Checked<State>| (LIVENESS[0].p)(&s.state);
