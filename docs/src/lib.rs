@@ -105,7 +105,7 @@ fn runs(mech: &dyn Mechanism, log: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Str
             strategy: e.strategy,
             ..RunOptions::default()
         };
-        let report = registry::check(mech, &e.variant, e.threads, &opts, &mut |_| {})?;
+        let report = registry::check(mech, &e.variant, e.threads, &e.bounds, &opts, &mut |_| {})?;
         rows.push(Row { report });
     }
     Ok(rows)
@@ -128,16 +128,17 @@ fn properties_table(mech: &dyn Mechanism) -> String {
 
 fn runs_table(rows: &[Row]) -> String {
     let mut t = String::from(
-        "<table><tr><th>variant</th><th>threads</th><th>strategy</th><th>unique states</th><th>depth</th><th>seconds</th><th>expected</th><th>result</th></tr>",
+        "<table><tr><th>variant</th><th>threads</th><th>bounds</th><th>strategy</th><th>unique states</th><th>depth</th><th>seconds</th><th>expected</th><th>result</th></tr>",
     );
     for r in rows {
         let r = &r.report;
         let ok = r.mismatches.is_empty() && !r.partial;
         let _ = write!(
             t,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td class=\"{}\">{}{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td><td class=\"{}\">{}{}</td></tr>",
             escape(&r.variant),
             r.threads,
+            escape(&r.bounds),
             r.strategy.name(),
             r.unique_states,
             r.depth,
