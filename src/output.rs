@@ -172,7 +172,12 @@ pub fn details(reports: &[Report]) -> String {
             counterexample(&mut out, r, &same);
         }
         if let Some(x) = &r.checker {
-            out.push_str(&cpyrt_models::checker::registry::render(&name_of(r), x));
+            let holds = r.violated.is_empty() && !r.partial;
+            out.push_str(&cpyrt_models::checker::registry::render(
+                &name_of(r),
+                holds,
+                x,
+            ));
         }
     }
     out

@@ -208,6 +208,9 @@ fn coverage_counts_every_kind_and_flags_the_ones_that_never_fire() {
         cov.render()
             .contains(&format!("never fired: {}", never.join(", ")))
     );
+    let warning = cov.vacuity_warning(true).expect("a holding run is flagged");
+    assert!(warning.contains("Replace"), "{warning}");
+    assert_eq!(cov.vacuity_warning(false), None);
 }
 
 #[test]

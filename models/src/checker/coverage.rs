@@ -83,6 +83,18 @@ impl Coverage {
             .map_or(0, |c| c.transitions)
     }
 
+    /// For a configuration whose properties all hold: a warning naming
+    /// the kinds that never fired, since the properties may hold only
+    /// because that part of the protocol never ran.
+    pub fn vacuity_warning(&self, holds: bool) -> Option<String> {
+        (holds && !self.never_fired.is_empty()).then(|| {
+            format!(
+                "holds, but {} never fired: check that the properties do not hold only because that part of the protocol never ran",
+                self.never_fired.join(", ")
+            )
+        })
+    }
+
     /// One line per kind, then the never-fired warning if any.
     pub fn render(&self) -> String {
         let width = self.kinds.iter().map(|c| c.kind.len()).max().unwrap_or(0);

@@ -409,8 +409,10 @@ where
 }
 
 /// The lines `cpyrt check` prints after a report's counterexamples:
-/// liveness verdicts with their lassos, coverage, and what was not judged.
-pub fn render(name: &str, x: &Extras) -> String {
+/// liveness verdicts with their lassos, coverage (with a warning when a
+/// configuration that `holds` never fired some event kind), and what was
+/// not judged.
+pub fn render(name: &str, holds: bool, x: &Extras) -> String {
     let mut out = String::new();
     for o in &x.liveness {
         if o.holds {
@@ -471,6 +473,11 @@ pub fn render(name: &str, x: &Extras) -> String {
             "\n{name}: liveness not judged ({}): {why}",
             x.unjudged.join(", ")
         );
+    }
+    if let Some(c) = &x.coverage
+        && let Some(w) = c.vacuity_warning(holds)
+    {
+        let _ = writeln!(out, "\n{name}: warning: {w}");
     }
     if let Some(c) = &x.coverage {
         let what = if c.symmetric {
