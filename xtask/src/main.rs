@@ -77,7 +77,10 @@ fn run(step: &str, mut cmd: Command) -> Result<(), String> {
 fn cfg_pass(cfg: &str, dir: &str) -> Command {
     let mut c = cargo();
     let flags = std::env::var("RUSTFLAGS").unwrap_or_default();
-    c.env("RUSTFLAGS", format!("{flags} --cfg {cfg}").trim().to_string());
+    c.env(
+        "RUSTFLAGS",
+        format!("{flags} --cfg {cfg}").trim().to_string(),
+    );
     c.env("CARGO_TARGET_DIR", root().join("target").join(dir));
     // Expected-panic tests (twins) would otherwise print long backtraces.
     c.env("RUST_BACKTRACE", "0");

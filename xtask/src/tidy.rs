@@ -57,17 +57,17 @@ fn crate_graph_is_the_architecture() {
         "reference builds on spec only, never on models"
     );
     let both = |d: &BTreeSet<String>| d.contains("cpyrt-reference") && d.contains("cpyrt-models");
-    assert!(
-        both(&deps_of("conformance")),
-        "conformance sees both sides"
-    );
+    assert!(both(&deps_of("conformance")), "conformance sees both sides");
     for other in [".", "docs", "xtask", "spec", "models", "reference"] {
         assert!(
             !both(&deps_of(other)),
             "only conformance may depend on both reference and models ({other} does)"
         );
     }
-    assert!(deps_of("xtask").is_empty(), "xtask drives cargo; it links no crate of ours");
+    assert!(
+        deps_of("xtask").is_empty(),
+        "xtask drives cargo; it links no crate of ours"
+    );
 }
 
 #[test]
@@ -107,7 +107,13 @@ fn rust_files(dir: &str) -> Vec<std::path::PathBuf> {
 #[test]
 fn every_library_module_opens_with_a_module_doc() {
     let mut missing = Vec::new();
-    for dir in ["spec/src", "models/src", "reference/src", "conformance/src", "docs/src"] {
+    for dir in [
+        "spec/src",
+        "models/src",
+        "reference/src",
+        "conformance/src",
+        "docs/src",
+    ] {
         for file in rust_files(dir) {
             let text = std::fs::read_to_string(&file).unwrap();
             let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
@@ -116,7 +122,10 @@ fn every_library_module_opens_with_a_module_doc() {
             }
         }
     }
-    assert!(missing.is_empty(), "modules without a `//!` doc: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "modules without a `//!` doc: {missing:?}"
+    );
 }
 
 /// Mechanisms are the spec modules; each has its prose spec and its model
@@ -144,11 +153,17 @@ fn one_mechanism_one_name_in_every_layer() {
             root().join("models/src").join(format!("{m}.rs")).exists(),
             "models/src/{m}.rs is missing"
         );
-        let reference = root().join("reference/src").join(format!("{m}.rs")).exists()
+        let reference = root()
+            .join("reference/src")
+            .join(format!("{m}.rs"))
+            .exists()
             || root().join("reference/src").join(m).is_dir();
         if reference {
             assert!(
-                root().join("conformance/tests").join(format!("{m}.rs")).exists(),
+                root()
+                    .join("conformance/tests")
+                    .join(format!("{m}.rs"))
+                    .exists(),
                 "reference/src/{m} exists but conformance/tests/{m}.rs does not"
             );
         }
