@@ -1,5 +1,29 @@
 //! QSBR's declarations for the checker: fairness classes, symmetry and a
 //! compact state label.
+//!
+//! # Fairness
+//! `retired_eventually_freed` (spec/src/qsbr.rs) holds only if the threads
+//! and the GC keep doing their part, as `cpython-mechanisms` 1.5 lists:
+//! `wr_seq` eventually reaches the goal, every attached thread eventually
+//! passes a quiescent state or detaches, and someone eventually scans and
+//! processes the queues. [`FAIRNESS`] says exactly that and no more, and
+//! `models/tests/checker_qsbr.rs` shows each class is needed: without any
+//! one of them, or with a strong one made weak, a fair run keeps an object
+//! retired forever.
+//!
+//! Four classes are strong because a thread switches them off itself: it
+//! can scan, advance and process only while attached, and pass a quiescent
+//! state only outside a read section, so a thread that attaches and
+//! detaches (or reads and stops reading) forever never has them enabled
+//! continuously, and weak fairness would let it skip them forever. Strong
+//! fairness stands for what CPython relies on: an attached thread reaches
+//! the eval breaker, its chunk fills or the GC runs. The two weak classes
+//! are the thread's own progress: a read section ends, and a detached
+//! thread comes back or exits (while it sleeps detached, only it could
+//! process its own queue; CPython's GC would splice it into its own).
+//!
+//! Threads are interchangeable, so the hooks declare symmetry
+//! (`State::canonical` in the spec).
 
 use cpyrt_spec::qsbr::{EVENT_KINDS, Event, Life, Object, Qsbr, Slot, State};
 
@@ -12,25 +36,25 @@ use crate::spec_model::Checked;
 pub static FAIRNESS: &[FairClass] = &[
     FairClass {
         name: "quiescent",
-        doc: "An attached thread eventually passes a quiescent state (an eval-breaker check) or detaches.",
+        doc: "An attached thread that again and again could pass a quiescent state or detach eventually does one of them.",
         kinds: &["Quiescent", "Detach"],
         strength: Strength::Strong,
     },
     FairClass {
         name: "scan",
-        doc: "A thread that can move rd_seq eventually scans.",
+        doc: "A thread that again and again could move rd_seq eventually scans.",
         kinds: &["Scan"],
         strength: Strength::Strong,
     },
     FairClass {
         name: "advance",
-        doc: "When a goal is ahead of wr_seq, the GC eventually advances it.",
+        doc: "While a goal is ahead of wr_seq, a thread that again and again could advance it (the GC's pause) eventually does.",
         kinds: &["Advance"],
         strength: Strength::Strong,
     },
     FairClass {
         name: "process",
-        doc: "A thread that can free a queued item eventually does.",
+        doc: "A thread that again and again could free a queued item eventually does.",
         kinds: &["FreeOwn", "FreeInterp"],
         strength: Strength::Strong,
     },
