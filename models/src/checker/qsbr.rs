@@ -3,8 +3,8 @@
 //!
 //! # Fairness
 //! `retired_eventually_freed` (spec/src/qsbr.rs) holds only if the threads
-//! and the GC keep doing their part, as `cpython-mechanisms` 1.5 lists:
-//! `wr_seq` eventually reaches the goal, every attached thread eventually
+//! and the GC keep doing their part, which for QSBR means: `wr_seq`
+//! eventually reaches the goal, every attached thread eventually
 //! passes a quiescent state or detaches, and someone eventually scans and
 //! processes the queues. [`FAIRNESS`] says exactly that and no more, and
 //! `models/tests/checker_qsbr.rs` shows each class is needed: without any
