@@ -142,7 +142,9 @@ fn sequential_streams_free_items() {
             .count();
         grown |= states.iter().any(|s| s.array_generation >= 2);
     }
-    assert!(freed > 50, "only {freed} objects freed over 199 streams");
+    // 50 measured when this was written; half of it leaves room for
+    // workload tweaks but fails if frees stop happening.
+    assert!(freed >= 25, "only {freed} objects freed over 199 streams");
     assert!(grown, "no stream grew the slot array");
 }
 

@@ -185,7 +185,7 @@ fn test(args: &[String]) -> Result<(), String> {
     }
     if wants("unit") {
         let mut c = cargo();
-        c.args(["test", "--workspace"]);
+        c.args(["test", "--workspace", "--no-fail-fast"]);
         run("cargo test --workspace", c)?;
     }
     if wants("loom") {
