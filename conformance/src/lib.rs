@@ -18,6 +18,7 @@ pub mod coverage;
 pub mod qsbr;
 #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
 pub mod qsbr_guided;
+pub mod qsbr_lockstep;
 
 /// A source of choices for a workload: shuttle's scheduler-controlled
 /// random numbers, a quickcheck-generated script, or a fixed script for loom.
