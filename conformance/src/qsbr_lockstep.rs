@@ -16,7 +16,8 @@
 //!   spec lets other threads step between them.
 //!
 //! [`lockstep_states`] searches the spec with either operation kept whole
-//! or split into its events, and [`classify`] names, for a state the
+//! or split into its events (and with `process_delayed` allowed to skip the
+//! interpreter's queue, as it does when that queue's lock is contended), and [`classify`] names, for a state the
 //! reference missed, which split it needs.
 
 use std::collections::{HashSet, VecDeque};
@@ -31,14 +32,30 @@ pub struct Splits {
     pub process: bool,
     /// Other threads may step while the mutex is held in unregister.
     pub unregister: bool,
+    /// `process_delayed` may skip the interpreter's queue although it has
+    /// work (its `try_lock` failed: another thread holds the queue's lock).
+    pub interp_skip: bool,
+}
+
+impl Splits {
+    /// The lock-step reference: every operation whole.
+    pub const NONE: Splits = Splits {
+        process: false,
+        unregister: false,
+        interp_skip: false,
+    };
 }
 
 /// The events `process_delayed` of thread `t` takes from `s` (mirrors
-/// `QsbrThread::process_delayed` and `process_queue` in the reference).
-pub fn process_events(cfg: &Config, s: &State, t: u8) -> Vec<Event> {
+/// `QsbrThread::process_delayed` and `process_queue` in the reference);
+/// `with_interp` false when its `try_lock` of the interpreter's queue fails.
+pub fn process_events(cfg: &Config, s: &State, t: u8, with_interp: bool) -> Vec<Event> {
     let mut out = Vec::new();
     let mut s = s.clone();
     for interp in [false, true] {
+        if interp && !with_interp {
+            break;
+        }
         loop {
             let queue = if interp {
                 &s.interp_queue
@@ -86,7 +103,13 @@ fn operations(cfg: &Config, s: &State, splits: Splits) -> Vec<Vec<Event>> {
     for e in enabled {
         let op = match e {
             Event::FreeOwn { thread, .. } | Event::FreeInterp { thread, .. } if !splits.process => {
-                process_events(cfg, s, thread)
+                if splits.interp_skip {
+                    let own = process_events(cfg, s, thread, false);
+                    if !own.is_empty() && !out.contains(&own) {
+                        out.push(own);
+                    }
+                }
+                process_events(cfg, s, thread, true)
             }
             Event::UnregisterLock { thread } if !splits.unregister => {
                 vec![e, Event::UnregisterRelease { thread }]
@@ -127,6 +150,11 @@ pub fn lockstep_states(cfg: &Config, splits: Splits) -> HashSet<State> {
 /// Why a model state is out of the lock-step reference's reach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Missed {
+    /// Reached once `process_delayed` may skip the interpreter's queue
+    /// although it has work. The reference does that only when its
+    /// `try_lock` fails, i.e. while another thread holds that queue's lock
+    /// (abandoning or processing it): never in lock-step.
+    InterpSkipped,
     /// Reached once a thread may stop `process_delayed` after a free while
     /// the next head's goal is reached. The reference never does:
     /// `process_queue` frees until an unreached goal, and
@@ -145,6 +173,7 @@ pub enum Missed {
 
 /// The three searches [`classify`] consults.
 pub struct Classifier {
+    interp_skip: HashSet<State>,
     process: HashSet<State>,
     unregister: HashSet<State>,
     both: HashSet<State>,
@@ -158,10 +187,18 @@ impl Classifier {
                 Splits {
                     process,
                     unregister,
+                    interp_skip: false,
                 },
             )
         };
         Classifier {
+            interp_skip: lockstep_states(
+                cfg,
+                Splits {
+                    interp_skip: true,
+                    ..Splits::NONE
+                },
+            ),
             process: search(true, false),
             unregister: search(false, true),
             both: search(true, true),
@@ -169,7 +206,9 @@ impl Classifier {
     }
 
     pub fn classify(&self, s: &State) -> Missed {
-        if self.process.contains(s) {
+        if self.interp_skip.contains(s) {
+            Missed::InterpSkipped
+        } else if self.process.contains(s) {
             Missed::PartialProcess
         } else if self.unregister.contains(s) {
             Missed::InsideUnregister

@@ -44,13 +44,7 @@ fn guided_exploration_reaches_the_models_states() {
     // The explorer reaches exactly what the lock-step abstraction allows:
     // no operation the spec makes safe was left untried, and the reference
     // took no step the abstraction does not predict.
-    let lockstep = lockstep_states(
-        &cfg,
-        Splits {
-            process: false,
-            unregister: false,
-        },
-    );
+    let lockstep = lockstep_states(&cfg, Splits::NONE);
     let reached: HashSet<State> = found.visited.intersection(&model).cloned().collect();
     let predicted: HashSet<State> = lockstep.intersection(&model).cloned().collect();
     assert_eq!(
