@@ -74,9 +74,48 @@ fn guided_exploration_reaches_the_models_states() {
             states[0]
         );
     }
+    shuttle_union(&model, &reached, &classes);
     assert!(
         cov.reached >= MIN_REACHED,
         "guided coverage fell to {} (bound {MIN_REACHED})",
         cov.reached
     );
+}
+
+/// With `CPYRT_QSBR_SHUTTLE_STATES` naming the file the shuttle coverage run
+/// wrote (see `conformance/tests/shuttle_qsbr.rs`), reports the union of
+/// both runs and which missed classes shuttle's preemptions reach.
+fn shuttle_union(
+    model: &HashSet<State>,
+    guided: &HashSet<State>,
+    classes: &BTreeMap<Missed, Vec<&State>>,
+) {
+    let Some(path) = std::env::var_os("CPYRT_QSBR_SHUTTLE_STATES") else {
+        return;
+    };
+    let text = std::fs::read_to_string(&path).expect("read the shuttle run's states");
+    let shuttle: HashSet<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    let by_name: HashSet<String> = model.iter().map(|s| format!("{s:?}")).collect();
+    assert!(
+        shuttle.iter().all(|l| by_name.contains(*l)),
+        "the shuttle file lists states the model lacks"
+    );
+    let union = model
+        .iter()
+        .filter(|s| guided.contains(*s) || shuttle.contains(format!("{s:?}").as_str()))
+        .count();
+    println!(
+        "shuttle: {} model states; union with guided: {} of {} ({:.1}%)",
+        shuttle.len(),
+        union,
+        model.len(),
+        100.0 * union as f64 / model.len() as f64
+    );
+    for (class, states) in classes {
+        let hit = states
+            .iter()
+            .filter(|s| shuttle.contains(format!("{s:?}").as_str()))
+            .count();
+        println!("  {class:?}: shuttle reaches {hit} of {}", states.len());
+    }
 }

@@ -83,6 +83,16 @@ fn reference_reaches_the_models_states() {
     );
     let reached = sink.lock().unwrap().clone();
     let cov = compare(&model, &reached);
+    // For the union with the guided explorer (conformance/tests/qsbr_guided.rs):
+    // the reached model states, one `Debug` line each.
+    if let Some(path) = std::env::var_os("CPYRT_QSBR_SHUTTLE_STATES") {
+        let mut lines: Vec<String> = reached
+            .intersection(&model)
+            .map(|s| format!("{s:?}"))
+            .collect();
+        lines.sort();
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write the reached states");
+    }
     println!(
         "qsbr coverage (2 threads): {} of {} model states reached ({:.1}%), {} reference states outside the model",
         cov.reached,
