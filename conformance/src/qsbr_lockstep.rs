@@ -16,9 +16,12 @@
 //!   spec lets other threads step between them.
 //!
 //! [`lockstep_states`] searches the spec with either operation kept whole
-//! or split into its events (and with `process_delayed` allowed to skip the
-//! interpreter's queue, as it does when that queue's lock is contended), and [`classify`] names, for a state the
-//! reference missed, which split it needs.
+//! or split into its events (and with `process_delayed` allowed to skip
+//! the interpreter's queue, as it does when that queue's lock is
+//! contended); [`interleaved_states`] lets other threads step inside both
+//! operations, as real threads can. [`Classifier::classify`] names, for a
+//! state the lock-step reference missed, what it takes to get there
+//! ([`Missed`]).
 
 use std::collections::{HashSet, VecDeque};
 
@@ -147,51 +150,135 @@ pub fn lockstep_states(cfg: &Config, splits: Splits) -> HashSet<State> {
     visited
 }
 
+/// Where a thread is inside `process_delayed` in [`interleaved_states`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Phase {
+    Idle,
+    Own,
+    Interp,
+}
+
+/// The next step of a thread inside `process_delayed` (mirrors
+/// `process_queue`: poll the head, scanning when the cached `rd_seq` is
+/// behind, free it if reached, else stop), and the phase after it.
+fn process_next(s: &State, t: u8, phase: Phase) -> (Option<Event>, Phase) {
+    let interp = phase == Phase::Interp;
+    let (head, stop) = if interp {
+        (s.interp_queue.first(), Phase::Idle)
+    } else {
+        (s.threads[t as usize].queue.first(), Phase::Interp)
+    };
+    let Some(head) = head.copied() else {
+        return (None, stop);
+    };
+    if head.goal <= s.rd_seq {
+        let free = if interp {
+            Event::FreeInterp {
+                thread: t,
+                object: head.object,
+            }
+        } else {
+            Event::FreeOwn {
+                thread: t,
+                object: head.object,
+            }
+        };
+        return (Some(free), phase);
+    }
+    let rd_seq = s.rd_seq.max(s.scan_min());
+    let next = if head.goal <= rd_seq { phase } else { stop };
+    (Some(Event::Scan { thread: t, rd_seq }), next)
+}
+
+/// Every spec state the reference can reach under real concurrency with
+/// its operations as they are: other threads step between the events of a
+/// `process_delayed` (which itself never stops before an unreached goal and
+/// never skips the interpreter's queue) and inside unregister's critical
+/// section.
+pub fn interleaved_states(cfg: &Config) -> HashSet<State> {
+    let init = (Qsbr::init(cfg), vec![Phase::Idle; cfg.threads]);
+    let mut visited = HashSet::from([init.0.clone()]);
+    let mut seen = HashSet::from([init.clone()]);
+    let mut todo = VecDeque::from([init]);
+    let mut enabled = Vec::new();
+    while let Some((s, phases)) = todo.pop_front() {
+        let mut next: Vec<(State, Vec<Phase>)> = Vec::new();
+        enabled.clear();
+        Qsbr::enabled(cfg, &s, &mut enabled);
+        for e in &enabled {
+            let t = e.thread() as usize;
+            if phases[t] != Phase::Idle {
+                continue;
+            }
+            let mut p = phases.clone();
+            let n = match e {
+                Event::FreeOwn { .. } | Event::FreeInterp { .. } => {
+                    p[t] = Phase::Own;
+                    s.clone()
+                }
+                _ => Qsbr::step(cfg, &s, e).expect("an enabled event is accepted"),
+            };
+            next.push((n, p));
+        }
+        for (t, &phase) in phases.iter().enumerate() {
+            if phase == Phase::Idle {
+                continue;
+            }
+            let (event, after) = process_next(&s, t as u8, phase);
+            let mut p = phases.clone();
+            p[t] = after;
+            let n = match event {
+                Some(e) => Qsbr::step(cfg, &s, &e)
+                    .unwrap_or_else(|r| panic!("inside process_delayed, {e:?}: {r}")),
+                None => s.clone(),
+            };
+            next.push((n, p));
+        }
+        for n in next {
+            visited.insert(n.0.clone());
+            if seen.insert(n.clone()) {
+                todo.push_back(n);
+            }
+        }
+    }
+    visited
+}
+
 /// Why a model state is out of the lock-step reference's reach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Missed {
+    /// Reached once another thread may step inside a multi-event operation:
+    /// between the frees (and polls) of a `process_delayed`, or while a
+    /// thread holds `shared->mutex` between `UnregisterLock` and
+    /// `UnregisterRelease`. The lock-step driver never interleaves there;
+    /// a real schedule can (the shuttle run reaches some of these).
+    Interleaved,
     /// Reached once `process_delayed` may skip the interpreter's queue
     /// although it has work. The reference does that only when its
     /// `try_lock` fails, i.e. while another thread holds that queue's lock
-    /// (abandoning or processing it): never in lock-step.
+    /// (abandoning or processing it).
     InterpSkipped,
-    /// Reached once a thread may stop `process_delayed` after a free while
-    /// the next head's goal is reached. The reference never does:
-    /// `process_queue` frees until an unreached goal, and
-    /// `process_interp_queue` runs right after it, skipping only when another
-    /// thread holds the interpreter queue's lock.
-    PartialProcess,
-    /// Reached once another thread may step while one holds
-    /// `shared->mutex` inside unregister. The reference takes both events
-    /// back to back; only a preemption between them (shuttle) gets there.
-    InsideUnregister,
-    /// Needs both.
-    Both,
-    /// Reached by none of the three searches: unexplained.
+    /// Reached only if a thread stops `process_delayed` while the head of
+    /// the queue it is processing has a reached goal, and then takes another
+    /// step. The reference never does, in any schedule: `process_queue`
+    /// frees until a poll finds an unreached goal (and `rd_seq` only grows),
+    /// and moves on to the interpreter's queue without returning.
+    StoppedProcess,
+    /// Reached by none of the searches: unexplained.
     Unexplained,
 }
 
-/// The three searches [`classify`] consults.
+/// The searches [`Classifier::classify`] consults.
 pub struct Classifier {
+    interleaved: HashSet<State>,
     interp_skip: HashSet<State>,
-    process: HashSet<State>,
-    unregister: HashSet<State>,
-    both: HashSet<State>,
+    split: HashSet<State>,
 }
 
 impl Classifier {
     pub fn new(cfg: &Config) -> Classifier {
-        let search = |process, unregister| {
-            lockstep_states(
-                cfg,
-                Splits {
-                    process,
-                    unregister,
-                    interp_skip: false,
-                },
-            )
-        };
         Classifier {
+            interleaved: interleaved_states(cfg),
             interp_skip: lockstep_states(
                 cfg,
                 Splits {
@@ -199,21 +286,24 @@ impl Classifier {
                     ..Splits::NONE
                 },
             ),
-            process: search(true, false),
-            unregister: search(false, true),
-            both: search(true, true),
+            split: lockstep_states(
+                cfg,
+                Splits {
+                    process: true,
+                    unregister: true,
+                    interp_skip: false,
+                },
+            ),
         }
     }
 
     pub fn classify(&self, s: &State) -> Missed {
-        if self.interp_skip.contains(s) {
+        if self.interleaved.contains(s) {
+            Missed::Interleaved
+        } else if self.interp_skip.contains(s) {
             Missed::InterpSkipped
-        } else if self.process.contains(s) {
-            Missed::PartialProcess
-        } else if self.unregister.contains(s) {
-            Missed::InsideUnregister
-        } else if self.both.contains(s) {
-            Missed::Both
+        } else if self.split.contains(s) {
+            Missed::StoppedProcess
         } else {
             Missed::Unexplained
         }

@@ -16,6 +16,15 @@ use cpyrt_spec::qsbr::{Design, Qsbr, State};
 /// explorer or of the reference.
 const MIN_REACHED: usize = 6_740;
 
+/// How many missed states each class holds (2 threads, base design). A
+/// changed count is a change of the reference, the spec or the model that
+/// someone must explain.
+const EXPECTED_CLASSES: &[(Missed, usize)] = &[
+    (Missed::Interleaved, 16),
+    (Missed::InterpSkipped, 14),
+    (Missed::StoppedProcess, 97),
+];
+
 #[test]
 fn guided_exploration_reaches_the_models_states() {
     let cfg = cpyrt_models::qsbr::config(2, Design::CPYTHON);
@@ -74,6 +83,8 @@ fn guided_exploration_reaches_the_models_states() {
             states[0]
         );
     }
+    let counts: Vec<(Missed, usize)> = classes.iter().map(|(c, v)| (*c, v.len())).collect();
+    assert_eq!(counts, EXPECTED_CLASSES, "missed-state classes changed");
     shuttle_union(&model, &reached, &classes);
     assert!(
         cov.reached >= MIN_REACHED,
@@ -117,5 +128,12 @@ fn shuttle_union(
             .filter(|s| shuttle.contains(format!("{s:?}").as_str()))
             .count();
         println!("  {class:?}: shuttle reaches {hit} of {}", states.len());
+        // No schedule stops process_delayed at a reached head.
+        if *class == Missed::StoppedProcess {
+            assert_eq!(
+                hit, 0,
+                "shuttle reached a state the classes call unreachable"
+            );
+        }
     }
 }
