@@ -127,9 +127,21 @@ fn scheduler_pass(cfg: &str, prefix: &str) -> Result<(), String> {
     run(&format!("{prefix} pass (--cfg {cfg})"), c)
 }
 
+/// `cargo` through the rustup proxy, so `+nightly` selects the toolchain.
+/// (`$CARGO` names the stable toolchain's own binary, which rejects `+`.)
+fn nightly_cargo() -> Command {
+    let mut c = Command::new("cargo");
+    c.current_dir(root());
+    for var in ["CARGO", "RUSTC", "RUSTDOC", "RUSTUP_TOOLCHAIN"] {
+        c.env_remove(var);
+    }
+    c.arg("+nightly");
+    c
+}
+
 fn ensure_miri() -> Result<(), String> {
-    let have = Command::new("cargo")
-        .args(["+nightly", "miri", "--version"])
+    let have = nightly_cargo()
+        .args(["miri", "--version"])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
@@ -148,8 +160,8 @@ fn ensure_miri() -> Result<(), String> {
         ]);
         run("install nightly miri", c)?;
     }
-    let mut c = cargo();
-    c.args(["+nightly", "miri", "setup"]);
+    let mut c = nightly_cargo();
+    c.args(["miri", "setup"]);
     run("miri setup", c)
 }
 
@@ -159,10 +171,10 @@ fn miri_pass() -> Result<(), String> {
     if targets.is_empty() {
         return Err("no reference/tests/miri_*.rs test targets found".into());
     }
-    let mut c = cargo();
+    let mut c = nightly_cargo();
     c.env("CARGO_TARGET_DIR", root().join("target").join("miri"));
     c.env("RUST_BACKTRACE", "0");
-    c.args(["+nightly", "miri", "test", "-p", "cpyrt-reference"]);
+    c.args(["miri", "test", "-p", "cpyrt-reference"]);
     for t in targets {
         c.args(["--test", &t]);
     }
