@@ -135,7 +135,7 @@ pub fn qsbr_safety_bfs(threads: usize) -> BenchRun {
 pub fn qsbr_safety_graph(threads: usize) -> BenchRun {
     run("safety (graph)", threads, || {
         let m = model(threads);
-        let g = StateGraph::build(&m, DEFAULT_MAX_STATES).expect("fits the cap");
+        let g = StateGraph::build_compact(&m, DEFAULT_MAX_STATES).expect("fits the cap");
         let failed = check_properties(&m, &g)
             .expect("checks run")
             .iter()
@@ -149,7 +149,7 @@ pub fn qsbr_safety_graph(threads: usize) -> BenchRun {
 pub fn qsbr_liveness(threads: usize) -> BenchRun {
     run("safety + liveness (graph)", threads, || {
         let m = model(threads);
-        let g = StateGraph::build(&m, DEFAULT_MAX_STATES).expect("fits the cap");
+        let g = StateGraph::build_compact(&m, DEFAULT_MAX_STATES).expect("fits the cap");
         let failed = check_properties(&m, &g)
             .expect("checks run")
             .iter()

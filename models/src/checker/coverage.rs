@@ -37,7 +37,10 @@ impl Coverage {
         graph: &StateGraph<M>,
         kind: impl Fn(&M::Action) -> &'static str,
         all: &[&'static str],
-    ) -> Self {
+    ) -> Self
+    where
+        M::State: Clone,
+    {
         let mut kinds: Vec<KindCount> = all
             .iter()
             .map(|&k| KindCount {
@@ -46,12 +49,12 @@ impl Coverage {
             })
             .collect();
         let mut buf = Vec::new();
-        for id in 0..graph.len() as u32 {
+        graph.for_each_state(model, |id, state| {
             if graph.is_terminal(id) {
-                continue;
+                return;
             }
             buf.clear();
-            model.actions(graph.state(id), &mut buf);
+            model.actions(state, &mut buf);
             for e in graph.edges(id) {
                 let k = kind(&buf[e.action as usize]);
                 match kinds.iter_mut().find(|c| c.kind == k) {
@@ -62,7 +65,7 @@ impl Coverage {
                     }),
                 }
             }
-        }
+        });
         let never_fired = kinds
             .iter()
             .filter(|c| c.transitions == 0)

@@ -101,7 +101,16 @@ pub struct Edge {
 
 /// The reachable state graph.
 pub struct StateGraph<M: Model> {
+    /// Every state by id, or empty for a compact graph (see
+    /// [`StateGraph::build_compact`]).
     states: Vec<M::State>,
+    /// Whether `states` holds every state.
+    keeps_states: bool,
+    /// Number of unique states.
+    count: usize,
+    /// For a compact graph, each state's BFS-tree parent and the index of
+    /// the action that first reached it (`u32::MAX` for an initial state).
+    parent: Vec<(u32, u16)>,
     /// Unique initial states: `(id, index in Model::init_states)`.
     init: Vec<(u32, u32)>,
     offsets: Vec<u32>,
@@ -146,6 +155,16 @@ where
         Self::build_observed(model, max_states, canon, &mut |_| {})
     }
 
+    /// As [`StateGraph::build`], keeping no state: only the edges and each
+    /// state's BFS-tree parent (6 bytes a state), with the search frontier
+    /// as the only full states alive. States are recomputed in id order by
+    /// [`StateGraph::for_each_state`]. Without stored states a fingerprint
+    /// collision is detected only while the earlier state is still in the
+    /// frontier, as in stateright's own search.
+    pub fn build_compact(model: &M, max_states: usize) -> Result<Self, GraphError> {
+        Self::build_inner(model, max_states, None, false, &mut |_| {})
+    }
+
     /// As [`StateGraph::build_with`], reporting progress to `observe`.
     pub fn build_observed(
         model: &M,
@@ -153,8 +172,21 @@ where
         canon: Option<Canonicalizer<M::State>>,
         observe: &mut dyn FnMut(&BuildProgress),
     ) -> Result<Self, GraphError> {
+        Self::build_inner(model, max_states, canon, true, observe)
+    }
+
+    fn build_inner(
+        model: &M,
+        max_states: usize,
+        canon: Option<Canonicalizer<M::State>>,
+        keep: bool,
+        observe: &mut dyn FnMut(&BuildProgress),
+    ) -> Result<Self, GraphError> {
         let mut g = StateGraph {
             states: Vec::new(),
+            keeps_states: keep,
+            count: 0,
+            parent: Vec::new(),
             init: Vec::new(),
             offsets: vec![0],
             targets: Vec::new(),
@@ -164,28 +196,52 @@ where
             generated: 0,
         };
         let mut index: HashMap<u64, u32, BuildHasherDefault<IdentityHasher>> = HashMap::default();
-        let mut intern =
-            |states: &mut Vec<M::State>, s: M::State| -> Result<(u32, bool), GraphError> {
-                let fp = fingerprint(&s);
-                match index.entry(fp) {
-                    Entry::Occupied(e) => {
-                        let id = *e.get();
-                        if states[id as usize] != s {
-                            return Err(GraphError::FingerprintCollision { fingerprint: fp });
-                        }
-                        Ok((id, false))
+        // States not yet expanded, ids `front..count`; with `keep` they
+        // are `states[front..]` instead.
+        let mut frontier: std::collections::VecDeque<M::State> = std::collections::VecDeque::new();
+        let mut front = 0usize;
+        let mut count = 0usize;
+        let mut intern = |states: &mut Vec<M::State>,
+                          frontier: &mut std::collections::VecDeque<M::State>,
+                          parent: &mut Vec<(u32, u16)>,
+                          front: usize,
+                          count: &mut usize,
+                          s: M::State,
+                          via: (u32, u16)|
+         -> Result<(u32, bool), GraphError> {
+            let fp = fingerprint(&s);
+            match index.entry(fp) {
+                Entry::Occupied(e) => {
+                    let id = *e.get();
+                    let same = if keep {
+                        states[id as usize] == s
+                    } else if (id as usize) >= front {
+                        frontier[id as usize - front] == s
+                    } else {
+                        true
+                    };
+                    if !same {
+                        return Err(GraphError::FingerprintCollision { fingerprint: fp });
                     }
-                    Entry::Vacant(e) => {
-                        if states.len() >= max_states || states.len() >= u32::MAX as usize {
-                            return Err(GraphError::StateCap { cap: max_states });
-                        }
-                        let id = states.len() as u32;
-                        e.insert(id);
-                        states.push(s);
-                        Ok((id, true))
-                    }
+                    Ok((id, false))
                 }
-            };
+                Entry::Vacant(e) => {
+                    if *count >= max_states || *count >= u32::MAX as usize {
+                        return Err(GraphError::StateCap { cap: max_states });
+                    }
+                    let id = *count as u32;
+                    *count += 1;
+                    e.insert(id);
+                    if keep {
+                        states.push(s);
+                    } else {
+                        frontier.push_back(s);
+                        parent.push(via);
+                    }
+                    Ok((id, true))
+                }
+            }
+        };
         for (i, s) in model.init_states().into_iter().enumerate() {
             let s = match canon {
                 Some(c) => c(&s),
@@ -195,58 +251,83 @@ where
                 continue;
             }
             g.generated += 1;
-            let (id, new) = intern(&mut g.states, s)?;
+            let (id, new) = intern(
+                &mut g.states,
+                &mut frontier,
+                &mut g.parent,
+                front,
+                &mut count,
+                s,
+                (u32::MAX, 0),
+            )?;
             if new {
                 g.init.push((id, i as u32));
             }
         }
         // States before `level_end` are at depth `g.depth`.
-        let mut level_end = g.states.len();
+        let mut level_end = count;
         let mut buf = Vec::new();
         let mut succ = Vec::new();
         let mut next = 0usize;
-        while next < g.states.len() {
+        while next < count {
             if next == level_end {
                 g.depth += 1;
-                level_end = g.states.len();
+                level_end = count;
             }
             if next.is_multiple_of(PROGRESS_EVERY) {
                 observe(&BuildProgress {
-                    unique_states: g.states.len(),
+                    unique_states: count,
                     generated: g.generated,
                     depth: g.depth,
                 });
             }
-            let state = &g.states[next];
-            model.actions(state, &mut buf);
-            if buf.len() > u16::MAX as usize {
-                return Err(GraphError::TooManyActions {
-                    state: next as u32,
-                    count: buf.len(),
-                });
-            }
-            for (i, action) in buf.drain(..).enumerate() {
-                if let Some(n) = model.next_state(state, action) {
-                    let n = match canon {
-                        Some(c) => c(&n),
-                        None => n,
-                    };
-                    if model.within_boundary(&n) {
-                        succ.push((i as u16, n));
+            {
+                let state = if keep { &g.states[next] } else { &frontier[0] };
+                model.actions(state, &mut buf);
+                if buf.len() > u16::MAX as usize {
+                    return Err(GraphError::TooManyActions {
+                        state: next as u32,
+                        count: buf.len(),
+                    });
+                }
+                for (i, action) in buf.drain(..).enumerate() {
+                    if let Some(n) = model.next_state(state, action) {
+                        let n = match canon {
+                            Some(c) => c(&n),
+                            None => n,
+                        };
+                        if model.within_boundary(&n) {
+                            succ.push((i as u16, n));
+                        }
                     }
                 }
             }
             g.generated += succ.len();
             for (i, n) in succ.drain(..) {
-                let (id, _) = intern(&mut g.states, n)?;
+                let (id, _) = intern(
+                    &mut g.states,
+                    &mut frontier,
+                    &mut g.parent,
+                    front,
+                    &mut count,
+                    n,
+                    (next as u32, i),
+                )?;
                 g.targets.push(id);
                 g.actions.push(i);
             }
             let edges = u32::try_from(g.targets.len())
                 .map_err(|_| GraphError::StateCap { cap: max_states })?;
             g.offsets.push(edges);
+            if !keep {
+                frontier.pop_front();
+                front += 1;
+            }
             next += 1;
         }
+        g.count = count;
+        drop(index);
+        g.parent.shrink_to_fit();
         g.states.shrink_to_fit();
         g.targets.shrink_to_fit();
         g.actions.shrink_to_fit();
@@ -255,14 +336,76 @@ where
     }
 }
 
+impl<M: Model> StateGraph<M>
+where
+    M::State: Clone,
+{
+    /// Calls `f` on every state in id order. A compact graph recomputes
+    /// them by replaying its BFS tree from the initial states, with one
+    /// BFS level of states alive at a time.
+    pub fn for_each_state(&self, model: &M, mut f: impl FnMut(u32, &M::State)) {
+        if self.keeps_states {
+            for (id, s) in self.states.iter().enumerate() {
+                f(id as u32, s);
+            }
+            return;
+        }
+        let inits = model.init_states();
+        let mut queue: std::collections::VecDeque<M::State> = std::collections::VecDeque::new();
+        for &(_, k) in &self.init {
+            let s = inits[k as usize].clone();
+            queue.push_back(match self.canon {
+                Some(c) => c(&s),
+                None => s,
+            });
+        }
+        let mut buf = Vec::new();
+        let mut opts: Vec<Option<M::Action>> = Vec::new();
+        for id in 0..self.count as u32 {
+            let state = queue.pop_front().expect("every state is reached");
+            let mut listed = false;
+            let (a, b) = self.range(id);
+            for k in a..b {
+                let to = self.targets[k];
+                let act = self.actions[k];
+                // Tree children of `id` follow it in id order.
+                // (An action index occurs once among a state's edges.)
+                if to > id && self.parent[to as usize] == (id, act) {
+                    if !listed {
+                        model.actions(&state, &mut buf);
+                        opts.clear();
+                        opts.extend(buf.drain(..).map(Some));
+                        listed = true;
+                    }
+                    let action = opts[act as usize].take().expect("each action once");
+                    let n = model
+                        .next_state(&state, action)
+                        .expect("a recorded edge replays");
+                    queue.push_back(match self.canon {
+                        Some(c) => c(&n),
+                        None => n,
+                    });
+                }
+            }
+            f(id, &state);
+        }
+    }
+}
+
 impl<M: Model> StateGraph<M> {
     /// Number of unique states.
     pub fn len(&self) -> usize {
-        self.states.len()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.states.is_empty()
+        self.count == 0
+    }
+
+    /// Whether the graph stores every state (built by anything but
+    /// [`StateGraph::build_compact`]).
+    pub fn keeps_states(&self) -> bool {
+        self.keeps_states
     }
 
     /// Length of the longest shortest path from an initial state.
@@ -281,11 +424,16 @@ impl<M: Model> StateGraph<M> {
         self.targets.len()
     }
 
+    /// The state with id `id`; panics on a compact graph, which keeps
+    /// none (use [`StateGraph::for_each_state`]).
     pub fn state(&self, id: u32) -> &M::State {
+        assert!(self.keeps_states, "a compact graph keeps no state");
         &self.states[id as usize]
     }
 
+    /// Every state by id; panics on a compact graph.
     pub fn states(&self) -> &[M::State] {
+        assert!(self.keeps_states, "a compact graph keeps no state");
         &self.states
     }
 
@@ -334,7 +482,7 @@ impl<M: Model> StateGraph<M> {
     /// The action at `index` in `Model::actions` order of state `id`.
     pub fn action(&self, model: &M, id: u32, index: u16) -> M::Action {
         let mut buf = Vec::new();
-        model.actions(&self.states[id as usize], &mut buf);
+        model.actions(self.state(id), &mut buf);
         buf.swap_remove(index as usize)
     }
 
@@ -346,6 +494,7 @@ impl<M: Model> StateGraph<M> {
             + self.targets.capacity() * 4
             + self.actions.capacity() * 2
             + self.init.capacity() * 8
+            + self.parent.capacity() * std::mem::size_of::<(u32, u16)>()
     }
 
     /// Breadth-first search from `sources` over states `allowed` admits,

@@ -243,7 +243,9 @@ where
     M::State: Clone + Hash + Eq,
     M::Action: Clone,
 {
-    let p: Vec<bool> = graph.states().iter().map(&p).collect();
+    let mut p_bits = vec![false; graph.len()];
+    graph.for_each_state(model, |id, s| p_bits[id as usize] = p(s));
+    let p = p_bits;
     check(model, graph, fairness, &|id| p[id as usize], q)
 }
 
@@ -276,23 +278,29 @@ const NONE: u8 = u8::MAX;
 impl<M: Model> FairInfo<'_, M> {
     fn get(&mut self, id: u32) -> Result<&(u64, Box<[u8]>), LivenessError> {
         if !self.cache.contains_key(&id) {
-            let mut buf = Vec::new();
-            self.model.actions(self.graph.state(id), &mut buf);
-            let mut enabled = 0u64;
-            let mut bits = Vec::with_capacity(self.graph.targets(id).len());
-            for e in self.graph.edges(id) {
-                let c = self
-                    .fairness
-                    .constraint(&buf[e.action as usize])
-                    .map_err(LivenessError::Constraints)?;
-                if let Some(b) = c {
-                    enabled |= 1 << b;
-                }
-                bits.push(c.unwrap_or(NONE));
-            }
-            self.cache.insert(id, (enabled, bits.into_boxed_slice()));
+            let f = self.facts(id, self.graph.state(id))?;
+            self.cache.insert(id, f);
         }
         Ok(&self.cache[&id])
+    }
+
+    /// Computes the facts of state `id` from the state itself.
+    fn facts(&self, id: u32, state: &M::State) -> Result<(u64, Box<[u8]>), LivenessError> {
+        let mut buf = Vec::new();
+        self.model.actions(state, &mut buf);
+        let mut enabled = 0u64;
+        let mut bits = Vec::with_capacity(self.graph.targets(id).len());
+        for e in self.graph.edges(id) {
+            let c = self
+                .fairness
+                .constraint(&buf[e.action as usize])
+                .map_err(LivenessError::Constraints)?;
+            if let Some(b) = c {
+                enabled |= 1 << b;
+            }
+            bits.push(c.unwrap_or(NONE));
+        }
+        Ok((enabled, bits.into_boxed_slice()))
     }
 
     /// (constraints taken by edges inside, enabled in every state, enabled
@@ -329,7 +337,9 @@ where
         return Err(LivenessError::Symmetric);
     }
     let n = graph.len();
-    let not_q: Vec<bool> = graph.states().iter().map(|s| !q(s)).collect();
+    let mut not_q = vec![false; n];
+    graph.for_each_state(model, |id, s| not_q[id as usize] = !q(s));
+    let not_q = not_q;
     let trigger = |id: u32| start(id) && not_q[id as usize];
 
     // The region: ¬Q states reachable from a P ∧ ¬Q state through ¬Q states.
@@ -361,6 +371,32 @@ where
         .filter(|c| has_cycle(graph, c))
         .collect();
     work.reverse();
+    if !graph.keeps_states() {
+        // A compact graph keeps no state: compute the facts of every state
+        // the components may ask for in one replay of the graph.
+        let mut wanted = vec![false; n];
+        for c in &work {
+            for &v in c {
+                wanted[v as usize] = true;
+            }
+        }
+        let mut failed = None;
+        let mut facts = HashMap::new();
+        graph.for_each_state(model, |id, s| {
+            if wanted[id as usize] && failed.is_none() {
+                match info.facts(id, s) {
+                    Ok(f) => {
+                        facts.insert(id, f);
+                    }
+                    Err(e) => failed = Some(e),
+                }
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        info.cache = facts;
+    }
     let mut fair_sets: Vec<Vec<u32>> = Vec::new();
     while let Some(comp) = work.pop() {
         if !has_cycle(graph, &comp) {

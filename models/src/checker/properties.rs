@@ -58,8 +58,7 @@ where
     // state that breaks (always) or meets (sometimes) each property is the
     // one a breadth-first search from the initial states meets first.
     let mut first: Vec<Option<u32>> = vec![None; props.len()];
-    for id in 0..graph.len() as u32 {
-        let state = graph.state(id);
+    graph.for_each_state(model, |id, state| {
         for (k, prop) in props.iter().enumerate() {
             if first[k].is_some() {
                 continue;
@@ -73,7 +72,7 @@ where
                 first[k] = Some(id);
             }
         }
-    }
+    });
     let trace = |target: u32| {
         let (start, hops) = graph
             .path_to(|id| id == target)

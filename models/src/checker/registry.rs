@@ -328,7 +328,7 @@ where
         let mut skip = skip;
         if want_liveness || want_coverage {
             let model = model(self.mechanism, variant, threads, bounds)?;
-            match StateGraph::build(&model, LIVENESS_MAX_STATES) {
+            match StateGraph::build_compact(&model, LIVENESS_MAX_STATES) {
                 Ok(graph) => {
                     x.graph_states = Some(graph.len());
                     if want_coverage {
