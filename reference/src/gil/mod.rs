@@ -29,10 +29,12 @@
 //! The runtime asserts the spec's invariants where it can see them, and
 //! panics with the invariant's name: `mutual_exclusion` when a second
 //! thread sets `locked`, `drop_only_when_locked`, `tstate_bound_once`,
-//! `no_self_block` before blocking on HEAD_LOCK it holds, and
-//! `no_use_after_free` when a thread touches a deleted subinterpreter.
-//! Hangs (a thread that must exit) return [`Outcome::Hung`] instead of
-//! blocking forever, so a model checker can tell them from deadlocks.
+//! and `no_use_after_free` when a thread touches a deleted
+//! subinterpreter. Hangs (a thread that must exit) return
+//! [`Outcome::Hung`] instead of blocking forever, so a model checker can
+//! tell them from deadlocks, and a thread about to block on the HEAD_LOCK
+//! it holds returns [`Outcome::SelfBlocked`] (`no_self_block`) instead of
+//! deadlocking.
 
 mod handoff;
 mod program;
@@ -195,13 +197,13 @@ impl Runtime {
         self.trace.take()
     }
 
-    /// A handle for OS thread `t`, with its configured thread state
-    /// current. Each OS thread uses its own handle.
-    pub fn thread(self: &Arc<Self>, t: u8) -> PyThread {
+    /// A handle for OS thread `t` of `rt`, with its configured thread
+    /// state current. Each OS thread uses its own handle.
+    pub fn thread(rt: &Arc<Runtime>, t: u8) -> PyThread {
         PyThread {
-            rt: Arc::clone(self),
+            rt: Arc::clone(rt),
             id: t,
-            current: self.cfg.threads[t as usize].tstate,
+            current: rt.cfg.threads[t as usize].tstate,
             home: None,
             in_hook: false,
         }

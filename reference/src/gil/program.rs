@@ -8,7 +8,7 @@ use cpyrt_spec::gil::{HOOK_PROGRAM, LockId};
 use super::handoff::Taken;
 use super::{Event, Op, PyThread};
 use crate::primitive::sync::atomic::Ordering;
-use crate::primitive::sync::{MutexGuard, lock, wait};
+use crate::primitive::sync::{Arc, MutexGuard, lock, wait};
 
 /// How a program run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +19,11 @@ pub enum Outcome {
     /// blocks forever; here it returns, so a checker can tell it from a
     /// deadlock).
     Hung,
+    /// The thread was about to wait for HEAD_LOCK, which it holds
+    /// (`no_self_block`): CPython deadlocks there. The runtime returns
+    /// instead, releasing what it holds, so the report happens outside
+    /// every lock (under loom a panic while a guard is alive aborts).
+    SelfBlocked,
 }
 
 /// Bounds that make a looping or CPU-bound spec program finite.
@@ -67,8 +72,9 @@ impl PyThread {
                     }
                 }
             }
-            if self.op(spec.program[op], limits) == Outcome::Hung {
-                return Outcome::Hung;
+            match self.op(spec.program[op], limits) {
+                Outcome::Finished => {}
+                stopped => return stopped,
             }
             op += 1;
         }
@@ -81,7 +87,7 @@ impl PyThread {
     }
 
     fn op(&mut self, op: Op, limits: RunLimits) -> Outcome {
-        let rt = std::sync::Arc::clone(&self.rt);
+        let rt = Arc::clone(&self.rt);
         let t = self.id;
         let hung = |taken: Taken| match taken {
             Taken::Held => Outcome::Finished,
@@ -151,7 +157,9 @@ impl PyThread {
             Op::NewTstate => return self.new_threadstate(limits),
             Op::DeleteTstate => {
                 let ts = self.current.expect("DeleteTstate needs a thread state");
-                let head = self.head_lock(&rt);
+                let Some(head) = self.head_lock(&rt) else {
+                    return Outcome::SelfBlocked;
+                };
                 self.emit(Event::RemoveTstate {
                     thread: t,
                     tstate: ts,
@@ -196,7 +204,7 @@ impl PyThread {
     /// HEAD_LOCK, link, HEAD_UNLOCK; the allocation's hook may run
     /// `PyGILState_Ensure`/`Release` on a thread state of its own.
     fn new_threadstate(&mut self, limits: RunLimits) -> Outcome {
-        let rt = std::sync::Arc::clone(&self.rt);
+        let rt = Arc::clone(&self.rt);
         let t = self.id;
         let spec = &rt.cfg.threads[t as usize];
         let slot = if self.in_hook {
@@ -209,14 +217,26 @@ impl PyThread {
         let early = rt.cfg.design.alloc_before_head_lock;
         let mut head = None;
         if !early {
-            head = Some(self.head_lock(&rt));
+            match self.head_lock(&rt) {
+                Some(g) => head = Some(g),
+                None => return Outcome::SelfBlocked,
+            }
         }
         // alloc_threadstate(): PyMem_RawCalloc, whose hook runs here.
         self.emit(Event::Alloc { thread: t, hook });
-        if hook && self.run_hook(limits) == Outcome::Hung {
-            return Outcome::Hung;
+        if hook {
+            match self.run_hook(limits) {
+                Outcome::Finished => {}
+                stopped => return stopped,
+            }
         }
-        let head = head.unwrap_or_else(|| self.head_lock(&rt));
+        let head = match head {
+            Some(g) => g,
+            None => match self.head_lock(&rt) {
+                Some(g) => g,
+                None => return Outcome::SelfBlocked,
+            },
+        };
         rt.trace.step(|log| {
             rt.tstates[slot as usize]
                 .bound
@@ -239,7 +259,7 @@ impl PyThread {
         let mut outcome = Outcome::Finished;
         for &op in HOOK_PROGRAM {
             outcome = self.op(op, limits);
-            if outcome == Outcome::Hung {
+            if outcome != Outcome::Finished {
                 break;
             }
         }
@@ -249,13 +269,10 @@ impl PyThread {
     }
 
     /// HEAD_LOCK. Blocking on it while holding it would deadlock; the
-    /// runtime reports `no_self_block` instead.
-    fn head_lock<'a>(&self, rt: &'a super::Runtime) -> MutexGuard<'a, ()> {
+    /// runtime returns `None` instead (see [`Outcome::SelfBlocked`]).
+    fn head_lock<'a>(&self, rt: &'a super::Runtime) -> Option<MutexGuard<'a, ()>> {
         if rt.head_owner.load(Ordering::Acquire) == super::encode(Some(self.id)) {
-            panic!(
-                "no_self_block: thread {} waits for HEAD_LOCK, which it holds",
-                self.id
-            );
+            return None;
         }
         let guard = lock(&rt.head);
         rt.head_owner
@@ -264,7 +281,7 @@ impl PyThread {
             thread: self.id,
             lock: LockId::Head,
         });
-        guard
+        Some(guard)
     }
 
     fn head_unlock(&self, rt: &super::Runtime, guard: MutexGuard<'_, ()>) {

@@ -220,7 +220,7 @@ pub fn run(cfg: &Config, how: Run) -> (Vec<Outcome>, Vec<Event>) {
     let rt = Runtime::new(cfg, how.interval, how.trace).expect("valid configuration");
     let mut handles = Vec::new();
     for t in 1..cfg.threads.len() {
-        let mut th = rt.thread(t as u8);
+        let mut th = Runtime::thread(&rt, t as u8);
         handles.push(thread::spawn(move || th.run(how.limits)));
     }
     let timer = (MODEL_CHECKED && how.ticks > 0).then(|| {
@@ -234,7 +234,7 @@ pub fn run(cfg: &Config, how: Run) -> (Vec<Outcome>, Vec<Event>) {
             }
         })
     });
-    let mut outcomes = vec![rt.thread(0).run(how.limits)];
+    let mut outcomes = vec![Runtime::thread(&rt, 0).run(how.limits)];
     for h in handles {
         outcomes.push(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
     }
@@ -242,6 +242,11 @@ pub fn run(cfg: &Config, how: Run) -> (Vec<Outcome>, Vec<Event>) {
         timer
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e));
+    }
+    // Reported here, with every lock released (under loom a panic while a
+    // guard is alive aborts the process).
+    if let Some(t) = outcomes.iter().position(|o| *o == Outcome::SelfBlocked) {
+        panic!("no_self_block: thread {t} waits for HEAD_LOCK, which it holds");
     }
     (outcomes, rt.take_trace())
 }
