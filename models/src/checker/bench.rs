@@ -191,3 +191,62 @@ pub fn qsbr_all(threads: usize) -> Vec<BenchRun> {
         qsbr_symmetry(threads),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::properties::Outcome;
+
+    type M = SpecModel<Qsbr>;
+
+    fn key(o: &Outcome<M>) -> (u8, usize, Vec<usize>) {
+        let steps = |t: &crate::checker::trace::Trace<M>| {
+            t.steps.iter().map(|s| s.action_index).collect::<Vec<_>>()
+        };
+        match o {
+            Outcome::Holds => (0, 0, vec![]),
+            Outcome::Violated(t) => (1, t.init_index, steps(t)),
+            Outcome::Reached(t) => (2, t.init_index, steps(t)),
+            Outcome::Unreached => (3, 0, vec![]),
+            Outcome::Never(l) => (4, 0, l.indices()),
+        }
+    }
+
+    /// The compact graph (no stored state) gives the same graph, states in
+    /// the same order, and the same property, liveness and coverage results
+    /// as the graph that keeps every state, on every QSBR variant.
+    #[test]
+    fn compact_graph_matches_full_graph() {
+        for v in crate::qsbr::VARIANTS {
+            let m = SpecModel::new((v.config)(2));
+            let full = StateGraph::build(&m, DEFAULT_MAX_STATES).unwrap();
+            let compact = StateGraph::build_compact(&m, DEFAULT_MAX_STATES).unwrap();
+            assert!(full.keeps_states() && !compact.keeps_states());
+            assert_eq!(full.len(), compact.len(), "{}", v.name);
+            assert_eq!(full.edge_count(), compact.edge_count());
+            assert_eq!(full.depth(), compact.depth());
+            assert_eq!(full.generated(), compact.generated());
+            let mut n = 0;
+            compact.for_each_state(&m, |id, s| {
+                assert_eq!(s, full.state(id), "{} state {id}", v.name);
+                n += 1;
+            });
+            assert_eq!(n, full.len());
+            let a: Vec<_> = check_properties(&m, &full).unwrap();
+            let b: Vec<_> = check_properties(&m, &compact).unwrap();
+            let ka: Vec<_> = a.iter().map(|r| (r.name, key(&r.outcome))).collect();
+            let kb: Vec<_> = b.iter().map(|r| (r.name, key(&r.outcome))).collect();
+            assert_eq!(ka, kb, "{}", v.name);
+            let fairness = HOOKS.fairness();
+            let la = HOOKS.liveness(&m, &full, &fairness).unwrap();
+            let lb = HOOKS.liveness(&m, &compact, &fairness).unwrap();
+            assert_eq!(
+                serde_json::to_string(&la).unwrap(),
+                serde_json::to_string(&lb).unwrap(),
+                "{}",
+                v.name
+            );
+            assert_eq!(HOOKS.coverage(&m, &full), HOOKS.coverage(&m, &compact));
+        }
+    }
+}
