@@ -36,6 +36,8 @@
 //! it holds returns [`Outcome::SelfBlocked`] (`no_self_block`) instead of
 //! deadlocking.
 
+#[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
+pub mod bench;
 mod handoff;
 mod program;
 
