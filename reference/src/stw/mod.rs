@@ -250,12 +250,12 @@ impl Runtime {
     }
 
     /// The handle of a thread that starts bound and attached.
-    pub fn bound(self: &Arc<Self>, tid: u8) -> Thread {
+    pub fn bound(rt: &Arc<Runtime>, tid: u8) -> Thread {
         assert!(
-            self.cfg.roles[tid as usize].starts_bound,
+            rt.cfg.roles[tid as usize].starts_bound,
             "thread {tid} starts unbound"
         );
-        Thread::new(Arc::clone(self), tid)
+        Thread::new(Arc::clone(rt), tid)
     }
 
     pub(crate) fn head(&self) -> MutexGuard<'_, Head> {

@@ -27,11 +27,11 @@ impl Paused<'_> {
         let th = &mut *self.thread;
         let rt = Arc::clone(&th.rt);
         let (tid, o) = (th.tid, th.interp());
-        assert_eq!(
-            th.cs,
-            Cs::None,
-            "the pause's critical section is its only one"
-        );
+        if th.cs == Cs::Held(o) {
+            // The requester already holds it: `_PyCriticalSection_BeginSlow`
+            // skips a mutex the top-most section holds.
+            return Ok(());
+        }
         if self.scope != Scope::Interp(o) {
             // Global pauses take none (the spec's restriction).
             return Ok(());
@@ -149,8 +149,13 @@ impl Thread {
     fn stop(&mut self, scope: Scope) -> Result<(), Outcome> {
         let rt = Arc::clone(&self.rt);
         let tid = self.tid;
+        // `seen` is the detach count read *before* each scan: a detach
+        // counted after that read wakes the wait, and one counted before
+        // it stored its state before the scan loads it (the store precedes
+        // the count, and the count's lock orders the two threads).
         let (mut stopped, mut seen) = rt.trace.step(|log| {
             let mut head = rt.head();
+            let seen = lock(&rt.events).detaches;
             let others = (0..rt.tstates.len())
                 .filter(|&u| u != tid as usize && rt.in_scope(&head, u, scope))
                 .count() as i32;
@@ -179,7 +184,7 @@ impl Thread {
                 countdown: head.stw[scope.index()].countdown.max(-1) as i8,
                 stopped,
             });
-            (stopped, lock(&rt.events).detaches)
+            (stopped, seen)
         });
         while !stopped {
             if !rt.cfg.design.requester_stays_attached {
@@ -188,14 +193,20 @@ impl Thread {
                     if lock(&rt.events).set[scope.index()] {
                         return None;
                     }
+                    let before = lock(&rt.events).detaches;
                     let wake = self.detach_in_step(DETACHED);
                     log.emit(Event::StwPark {
                         thread: tid,
                         scope,
                         wake,
                     });
-                    // Its own detach does not count as one to rescan for.
-                    Some(lock(&rt.events).detaches)
+                    // Its own detach is no reason to rescan; one by another
+                    // thread since the scan is.
+                    Some(if before == seen {
+                        lock(&rt.events).detaches
+                    } else {
+                        seen
+                    })
                 });
                 if let Some(seen) = parked {
                     self.wait_event(scope, seen);
@@ -225,6 +236,7 @@ impl Thread {
             }
             (stopped, seen) = rt.trace.step(|log| {
                 let mut head = rt.head();
+                let seen = lock(&rt.events).detaches;
                 let stopped = self.park_detached_threads(&mut head, scope);
                 log.emit(Event::StwScan {
                     thread: tid,
@@ -232,7 +244,7 @@ impl Thread {
                     countdown: head.stw[scope.index()].countdown.max(-1) as i8,
                     stopped,
                 });
-                (stopped, lock(&rt.events).detaches)
+                (stopped, seen)
             });
         }
         Ok(())

@@ -60,22 +60,23 @@ pub struct Thread {
 impl Runtime {
     /// `new_threadstate` for a thread that starts unbound, then
     /// `_PyThreadState_Attach`. `Err` when finalization made it hang.
-    pub fn create(self: &Arc<Self>, tid: u8) -> Result<Thread, Outcome> {
+    pub fn create(rt: &Arc<Runtime>, tid: u8) -> Result<Thread, Outcome> {
+        let this = &**rt;
         let t = tid as usize;
-        assert!(!self.cfg.roles[t].starts_bound, "thread {tid} starts bound");
-        let created = self.trace.step(|log| {
-            let mut head = self.head();
+        assert!(!this.cfg.roles[t].starts_bound, "thread {tid} starts bound");
+        let created = this.trace.step(|log| {
+            let mut head = this.head();
             if head.finalized {
                 return false;
             }
             assert_eq!(head.listed[t], Listed::Unborn, "thread {tid} created twice");
-            let interp = self.tstates[t].interp;
+            let interp = this.tstates[t].interp;
             // init_threadstate: SUSPENDED while a pause covering the
             // interpreter is requested (it was not counted).
             let in_pause = head.stw[0].requested || head.stw[1 + interp as usize].requested;
-            let suspended = in_pause && self.cfg.design.new_thread_starts_suspended;
+            let suspended = in_pause && this.cfg.design.new_thread_starts_suspended;
             let state = if suspended { SUSPENDED } else { DETACHED };
-            self.tstates[t].state.store(state, Ordering::SeqCst);
+            this.tstates[t].state.store(state, Ordering::SeqCst);
             head.listed[t] = Listed::Alive;
             log.emit(Event::Create {
                 thread: tid,
@@ -86,7 +87,7 @@ impl Runtime {
         if !created {
             return Err(Outcome::Hung);
         }
-        let mut thread = Thread::new(Arc::clone(self), tid);
+        let mut thread = Thread::new(Arc::clone(rt), tid);
         thread.attach()?;
         Ok(thread)
     }
