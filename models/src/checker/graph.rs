@@ -10,15 +10,15 @@
 //! [`StateGraph::build_compact`] stores none (only each state's BFS-tree
 //! parent) and [`StateGraph::for_each_state`] recomputes them in id order,
 //! which is what liveness, coverage and safety on the graph use: at QSBR's 3
-//! threads that keeps the liveness run's peak near 1.5 times a plain breadth-
-//! first search's, against 3.6 times with stored states. The search indexes
-//! states by a 64-bit fingerprint (`fingerprint -> id`) and, when it stores
-//! states, compares the stored state on every hit, so a fingerprint collision
-//! is an error, never a silent merge (a compact build compares only while the
-//! earlier state is in the frontier); the index is dropped when the search
-//! ends. Edges are kept in compressed sparse row form: the successors of
-//! state `i` are `targets[offsets[i]..offsets[i + 1]]`, with the index of the
-//! action that produced each one in `Model::actions` order (6 bytes per
+//! threads that keeps the liveness run's peak near 1.5 times a plain
+//! breadth-first search's, against 3.6 times with stored states. The search
+//! indexes states by a 64-bit fingerprint (`fingerprint -> id`) and, when it
+//! stores states, compares the stored state on every hit, so a fingerprint
+//! collision is an error, never a silent merge (a compact build compares only
+//! while the earlier state is in the frontier); the index is dropped when the
+//! search ends. Edges are kept in compressed sparse row form: the successors
+//! of state `i` are `targets[offsets[i]..offsets[i + 1]]`, with the index of
+//! the action that produced each one in `Model::actions` order (6 bytes per
 //! edge). The action values themselves are not stored; [`StateGraph::action`]
 //! recomputes one.
 
