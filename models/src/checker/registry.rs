@@ -33,8 +33,12 @@ use crate::run::{Bound, Progress, RunOptions};
 use crate::spec_mechanism::{SpecMechanism, model, steps};
 
 /// Every mechanism's hooks, found by type.
-static HOOKS: &[&(dyn Any + Sync)] =
-    &[&super::qsbr::HOOKS, &super::stw::HOOKS, &super::fork::HOOKS];
+static HOOKS: &[&(dyn Any + Sync)] = &[
+    &super::qsbr::HOOKS,
+    &super::stw::HOOKS,
+    &super::fork::HOOKS,
+    &super::gil::HOOKS,
+];
 
 /// Cap on the unreduced graph built for liveness and coverage. The graph
 /// keeps every state (QSBR: about 330 bytes per state at 3 threads), so
