@@ -39,6 +39,8 @@ struct MutexState {
     parked: VecDeque<u8>,
     /// Times each thread was woken without the lock (thread bitmask index).
     misses: [u8; 8],
+    /// The process exited: parked threads stop waiting.
+    abandoned: bool,
 }
 
 /// `PyMutex` (`Python/lock.c`): an owner, FIFO parked waiters, and the
@@ -108,12 +110,21 @@ impl PyMutex {
         wake
     }
 
-    /// Blocks until `me` is no longer parked (an unlock woke it).
-    pub(crate) fn wait(&self, me: u8) {
+    /// Blocks until `me` is no longer parked (an unlock woke it): true; or
+    /// until the process exited: false.
+    #[must_use]
+    pub(crate) fn wait(&self, me: u8) -> bool {
         let mut s = lock(&self.state);
-        while s.parked.contains(&me) {
+        while s.parked.contains(&me) && !s.abandoned {
             s = wait(&self.woken, s);
         }
+        !s.parked.contains(&me)
+    }
+
+    /// The process exits: wake every parked thread, for good.
+    pub(crate) fn abandon(&self) {
+        lock(&self.state).abandoned = true;
+        self.woken.notify_all();
     }
 }
 
@@ -125,6 +136,8 @@ struct RwState {
     has_parked: bool,
     /// Parked threads (bitmask).
     parked: u8,
+    /// The process exited: parked threads stop waiting.
+    abandoned: bool,
 }
 
 /// `_PyRWMutex`: not fair, not reentrant, a parked waiter turns new readers
@@ -178,11 +191,20 @@ impl RwMutex {
         }
     }
 
-    /// Blocks until `me` is no longer parked.
-    pub(crate) fn wait(&self, me: u8) {
+    /// Blocks until `me` is no longer parked: true; or until the process
+    /// exited: false.
+    #[must_use]
+    pub(crate) fn wait(&self, me: u8) -> bool {
         let mut s = lock(&self.state);
-        while s.parked & (1 << me) != 0 {
+        while s.parked & (1 << me) != 0 && !s.abandoned {
             s = wait(&self.woken, s);
         }
+        s.parked & (1 << me) == 0
+    }
+
+    /// The process exits: wake every parked thread, for good.
+    pub(crate) fn abandon(&self) {
+        lock(&self.state).abandoned = true;
+        self.woken.notify_all();
     }
 }

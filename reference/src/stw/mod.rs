@@ -33,7 +33,9 @@
 //!   ([`HandOff`]).
 //! - A hanging thread (`_PyThreadState_HangThread`) returns from its
 //!   program with [`Outcome::Hung`] and never touches the runtime again,
-//!   rather than blocking its OS thread forever.
+//!   rather than blocking its OS thread forever. After finalization the
+//!   process exits: a thread still parked on a lock (it may wait for one a
+//!   hung thread owns) returns [`Outcome::Hung`] too, and records nothing.
 //! - One object (one PyMutex) per interpreter, at most one critical
 //!   section per thread, as in the spec.
 //!
@@ -174,6 +176,9 @@ pub struct Runtime {
     /// Counts invariant checks that ran (a check that never runs proves
     /// nothing).
     pub(crate) checks: AtomicU64,
+    /// The first failed check, raised once the step that found it has
+    /// released its locks (see [`Runtime::step`]).
+    pub(crate) failed: Mutex<Option<&'static str>>,
     pub(crate) trace: Recorder<Event>,
 }
 
@@ -230,6 +235,7 @@ impl Runtime {
             }),
             events_changed: Condvar::new(),
             checks: AtomicU64::new(0),
+            failed: Mutex::new(None),
             trace: Recorder::new(cfg.trace),
             cfg,
         })
@@ -309,11 +315,37 @@ impl Runtime {
         ts.unparked.notify_all();
     }
 
-    /// An invariant check: panics with `what` when it fails.
-    pub(crate) fn check(&self, ok: bool, what: &str) {
+    /// The process exits after `Py_FinalizeEx`: threads still parked on a
+    /// lock (daemon threads, SHUTTING_DOWN, perhaps waiting for a lock a
+    /// hung thread owns) stop with it. Records nothing: no spec step.
+    pub(crate) fn exit_process(&self) {
+        for m in self.stw_mutex.iter().chain(&self.objects) {
+            m.abandon();
+        }
+        self.rw.abandon();
+    }
+
+    /// An invariant check: when it fails, the step that made it panics
+    /// with `what` once it has released its locks.
+    pub(crate) fn check(&self, ok: bool, what: &'static str) {
         if CHECK_INVARIANTS {
             self.checks.fetch_add(1, Ordering::Relaxed);
-            assert!(ok, "{what}");
+            if !ok {
+                lock(&self.failed).get_or_insert(what);
+            }
         }
+    }
+
+    /// Runs one spec step ([`Recorder::step`]), then panics if a check in
+    /// it failed. The panic comes after the step's guards are dropped: a
+    /// model checker tears down a failed execution, and a guard of its
+    /// mutexes held by a panicking thread must not outlive the execution.
+    pub(crate) fn step<R>(&self, op: impl FnOnce(&mut crate::trace::Emit<'_, Event>) -> R) -> R {
+        let r = self.trace.step(op);
+        let failed = lock(&self.failed).take();
+        if let Some(what) = failed {
+            panic!("{what}");
+        }
+        r
     }
 }

@@ -9,12 +9,13 @@ use crate::primitive::sync::atomic::Ordering;
 use crate::primitive::sync::{Arc, lock};
 
 /// The world of a scope is stopped while this lives; [`Paused::start`]
-/// (or dropping it) starts it again.
-#[must_use = "the pause ends when this is started or dropped"]
+/// starts it again. Dropping it without starting leaves the world stopped
+/// (no destructor may touch the runtime: a model checker drops the stacks
+/// of a failed execution outside it).
+#[must_use = "the pause ends only when started"]
 pub struct Paused<'a> {
     thread: &'a mut Thread,
     scope: Scope,
-    started: bool,
 }
 
 impl Paused<'_> {
@@ -42,7 +43,7 @@ impl Paused<'_> {
             return Ok(());
         }
         loop {
-            let acquired = rt.trace.step(|log| {
+            let acquired = rt.step(|log| {
                 let acquired = rt.objects[o as usize].try_lock_or_park(tid);
                 if acquired {
                     th.cs = Cs::Held(o);
@@ -59,7 +60,7 @@ impl Paused<'_> {
             if acquired {
                 break;
             }
-            rt.objects[o as usize].wait(tid);
+            th.wait_lock(rt.objects[o as usize].wait(tid))?;
             th.attach()?;
         }
         th.end_critical_section();
@@ -67,17 +68,8 @@ impl Paused<'_> {
     }
 
     /// `start_the_world`.
-    pub fn start(mut self) {
-        self.started = true;
+    pub fn start(self) {
         self.thread.start_the_world(self.scope, false);
-    }
-}
-
-impl Drop for Paused<'_> {
-    fn drop(&mut self) {
-        if !self.started && !std::thread::panicking() {
-            self.thread.start_the_world(self.scope, false);
-        }
     }
 }
 
@@ -100,7 +92,6 @@ impl Thread {
         Ok(Paused {
             thread: self,
             scope,
-            started: false,
         })
     }
 
@@ -111,7 +102,7 @@ impl Thread {
         let tid = self.tid;
         for &which in rt.cfg.design.lock_order() {
             loop {
-                let acquired = rt.trace.step(|log| {
+                let acquired = rt.step(|log| {
                     let acquired = match which {
                         StwLock::Mutex => rt.stw_mutex[scope.index()].try_lock_or_park(tid),
                         StwLock::RwMutex => rt.rw.try_lock_or_park(tid, scope == Scope::Global),
@@ -135,10 +126,11 @@ impl Thread {
                 if acquired {
                     break;
                 }
-                match which {
+                let woken = match which {
                     StwLock::Mutex => rt.stw_mutex[scope.index()].wait(tid),
                     StwLock::RwMutex => rt.rw.wait(tid),
-                }
+                };
+                self.wait_lock(woken)?;
                 self.attach()?;
             }
         }
@@ -153,7 +145,7 @@ impl Thread {
         // counted after that read wakes the wait, and one counted before
         // it stored its state before the scan loads it (the store precedes
         // the count, and the count's lock orders the two threads).
-        let (mut stopped, mut seen) = rt.trace.step(|log| {
+        let (mut stopped, mut seen) = rt.step(|log| {
             let mut head = rt.head();
             let seen = lock(&rt.events).detaches;
             let others = (0..rt.tstates.len())
@@ -189,7 +181,7 @@ impl Thread {
         while !stopped {
             if !rt.cfg.design.requester_stays_attached {
                 // The gh-118332 design: PyEvent_WaitTimed(..., detach=1).
-                let parked = rt.trace.step(|log| {
+                let parked = rt.step(|log| {
                     if lock(&rt.events).set[scope.index()] {
                         return None;
                     }
@@ -210,15 +202,14 @@ impl Thread {
                 });
                 if let Some(seen) = parked {
                     self.wait_event(scope, seen);
-                    rt.trace
-                        .step(|log| log.emit(Event::StwUnpark { thread: tid, scope }));
+                    rt.step(|log| log.emit(Event::StwUnpark { thread: tid, scope }));
                     self.attach()?;
                 }
             } else {
                 // PyEvent_WaitTimed(..., detach=0): stays attached.
                 self.wait_event(scope, seen);
             }
-            let set = rt.trace.step(|log| {
+            let set = rt.step(|log| {
                 let mut head = rt.head();
                 let set = lock(&rt.events).set[scope.index()];
                 if set {
@@ -234,7 +225,7 @@ impl Thread {
             if set {
                 break;
             }
-            (stopped, seen) = rt.trace.step(|log| {
+            (stopped, seen) = rt.step(|log| {
                 let mut head = rt.head();
                 let seen = lock(&rt.events).detaches;
                 let stopped = self.park_detached_threads(&mut head, scope);
@@ -313,7 +304,7 @@ impl Thread {
     pub(super) fn start_the_world(&mut self, scope: Scope, finalizing: bool) {
         let rt = Arc::clone(&self.rt);
         let tid = self.tid;
-        rt.trace.step(|log| {
+        rt.step(|log| {
             let mut head = rt.head();
             let stw = &mut head.stw[scope.index()];
             stw.requested = false;
@@ -337,7 +328,7 @@ impl Thread {
         });
         let order = rt.cfg.design.lock_order();
         for (k, &which) in order.iter().rev().enumerate() {
-            rt.trace.step(|log| {
+            rt.step(|log| {
                 if finalizing && k + 1 == order.len() {
                     // Py_FinalizeEx deletes the finalizer's thread state
                     // next; the spec ends it with this step.
@@ -374,7 +365,7 @@ impl Thread {
             .step(|log| log.emit(Event::Shutdown { thread: tid }));
         self.take_locks(Scope::Global, false)?;
         self.stop(Scope::Global)?;
-        rt.trace.step(|log| {
+        rt.step(|log| {
             let mut head = rt.head();
             for u in 0..rt.tstates.len() {
                 if u != tid as usize
@@ -389,6 +380,7 @@ impl Thread {
             log.emit(Event::Finalize { thread: tid });
         });
         self.start_the_world(Scope::Global, true);
+        rt.exit_process();
         Ok(())
     }
 }

@@ -64,7 +64,7 @@ impl Runtime {
         let this = &**rt;
         let t = tid as usize;
         assert!(!this.cfg.roles[t].starts_bound, "thread {tid} starts bound");
-        let created = this.trace.step(|log| {
+        let created = this.step(|log| {
             let mut head = this.head();
             if head.finalized {
                 return false;
@@ -150,7 +150,7 @@ impl Thread {
             let Cs::Released(o) = self.cs else {
                 return Ok(());
             };
-            if self.resume(o) {
+            if self.resume(o)? {
                 return Ok(());
             }
         }
@@ -164,7 +164,7 @@ impl Thread {
             let rt = &self.rt;
             let ts = &rt.tstates[t];
             let design = rt.cfg.design;
-            let result = rt.trace.step(|log| {
+            let result = rt.step(|log| {
                 let state = ts.state.load(Ordering::Relaxed);
                 let from = match state {
                     DETACHED => DETACHED,
@@ -222,10 +222,10 @@ impl Thread {
 
     /// `_PyCriticalSection_Resume`: true when the lock is held again; false
     /// when the thread parked, was woken, and must attach again.
-    fn resume(&mut self, o: u8) -> bool {
+    fn resume(&mut self, o: u8) -> Result<bool, Outcome> {
         let rt = Arc::clone(&self.rt);
         let tid = self.tid;
-        let acquired = rt.trace.step(|log| {
+        let acquired = rt.step(|log| {
             let acquired = rt.objects[o as usize].try_lock_or_park(tid);
             if acquired {
                 self.cs = Cs::Held(o);
@@ -241,9 +241,19 @@ impl Thread {
             acquired
         });
         if !acquired {
-            rt.objects[o as usize].wait(tid);
+            self.wait_lock(rt.objects[o as usize].wait(tid))?;
         }
-        acquired
+        Ok(acquired)
+    }
+
+    /// After a lock wait: `Err(Hung)` when the process exited meanwhile.
+    pub(super) fn wait_lock(&mut self, woken: bool) -> Result<(), Outcome> {
+        if woken {
+            Ok(())
+        } else {
+            self.done = Some(Outcome::Hung);
+            Err(Outcome::Hung)
+        }
     }
 
     /// `Py_BEGIN_CRITICAL_SECTION` on the interpreter's object.
@@ -253,7 +263,7 @@ impl Thread {
         let (tid, o) = (self.tid, self.interp());
         let mut retry = false;
         loop {
-            let acquired = rt.trace.step(|log| {
+            let acquired = rt.step(|log| {
                 let acquired = rt.objects[o as usize].try_lock_or_park(tid);
                 if acquired {
                     self.cs = Cs::Held(o);
@@ -271,7 +281,7 @@ impl Thread {
             if acquired {
                 return Ok(());
             }
-            rt.objects[o as usize].wait(tid);
+            self.wait_lock(rt.objects[o as usize].wait(tid))?;
             self.attach()?;
             retry = true;
         }
@@ -284,7 +294,7 @@ impl Thread {
         };
         let rt = Arc::clone(&self.rt);
         let tid = self.tid;
-        rt.trace.step(|log| {
+        rt.step(|log| {
             let wake = rt.objects[o as usize].unlock(tid);
             self.cs = Cs::None;
             log.emit(Event::EndCs {
@@ -299,7 +309,7 @@ impl Thread {
     pub fn blocking_call(&mut self, call: impl FnOnce()) -> Result<(), Outcome> {
         let rt = Arc::clone(&self.rt);
         let tid = self.tid;
-        rt.trace.step(|log| {
+        rt.step(|log| {
             let wake = self.detach_in_step(DETACHED);
             log.emit(Event::Syscall { thread: tid, wake });
         });
@@ -317,7 +327,7 @@ impl Thread {
         }
         let (tid, interp) = (self.tid, self.interp());
         let rt = Arc::clone(&self.rt);
-        let target = rt.trace.step(|log| {
+        let target = rt.step(|log| {
             rt.tstates[t]
                 .eval_breaker
                 .fetch_and(!PLEASE_STOP, Ordering::SeqCst);
@@ -342,7 +352,7 @@ impl Thread {
             target
         });
         if let Some(scope) = target {
-            rt.trace.step(|log| {
+            rt.step(|log| {
                 let mut head = rt.head();
                 let countdown = rt.decrement(&mut head, scope);
                 log.emit(Event::Countdown {
@@ -365,7 +375,7 @@ impl Thread {
         assert_eq!(self.cs, Cs::None, "exit inside a critical section");
         let rt = Arc::clone(&self.rt);
         let (tid, interp) = (self.tid, self.interp());
-        rt.trace.step(|log| {
+        rt.step(|log| {
             let mut head = rt.head();
             head.listed[tid as usize] = Listed::Gone;
             if rt.cfg.design.delete_decrements_countdown {
