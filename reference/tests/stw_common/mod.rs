@@ -73,9 +73,9 @@ pub fn run(rt: &Arc<Runtime>, programs: Vec<Program>) -> Vec<Option<Outcome>> {
 
 fn run_one(rt: &Arc<Runtime>, tid: u8, p: Program) -> Option<Outcome> {
     let mut thread = if p.role.starts_bound {
-        rt.bound(tid)
+        Runtime::bound(rt, tid)
     } else {
-        match rt.create(tid) {
+        match Runtime::create(rt, tid) {
             Ok(t) => t,
             Err(o) => return Some(o),
         }
