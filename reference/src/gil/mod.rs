@@ -8,9 +8,11 @@
 //! one `cpyrt_spec::gil::Config` and the event [`Recorder`]. Each OS thread
 //! drives a [`PyThread`]: [`PyThread::take_gil`], [`PyThread::drop_gil`],
 //! [`PyThread::eval_breaker_check`] (the drop-request branch of
-//! `_Py_HandlePending`, for an instruction loop to call), and
-//! [`PyThread::run`], which executes the thread's spec program op by op so
-//! a recorded trace replays against the same configuration.
+//! `_Py_HandlePending`), and [`PyThread::run`], which executes the
+//! thread's spec program op by op so a recorded trace replays against the
+//! same configuration. A `PyThread` is a `crate::eval::Machine`: `Run`
+//! executes its bytecode on the shared instruction loop, which checks the
+//! eval breaker before each instruction.
 //!
 //! # Condition variables and time
 //! `pthread_cond_signal` wakes one waiter and does not say which; the spec's
@@ -43,7 +45,7 @@ mod program;
 
 pub use cpyrt_spec::gil::{Config, Design, Event, Op};
 pub use handoff::Gil;
-pub use program::{Outcome, RunLimits};
+pub use program::{Bytecode, Outcome, RunLimits};
 
 use std::time::Duration;
 

@@ -5,8 +5,11 @@
 
 use cpyrt_spec::gil::{HOOK_PROGRAM, LockId};
 
+use std::ops::ControlFlow;
+
 use super::handoff::Taken;
 use super::{Event, Op, PyThread};
+use crate::eval::{self, Machine};
 use crate::primitive::sync::atomic::Ordering;
 use crate::primitive::sync::{Arc, MutexGuard, lock, wait};
 
@@ -45,6 +48,36 @@ impl Default for RunLimits {
             rounds: 2,
             spin: 0,
         }
+    }
+}
+
+/// One instruction of the bytecode a `Run` op executes: `spin` iterations
+/// of work (none under a model checker, where only the interleaving
+/// matters).
+#[derive(Clone, Copy, Debug)]
+pub struct Bytecode {
+    pub spin: u32,
+}
+
+/// A GIL thread on the shared instruction loop (`crate::eval`): its
+/// eval-breaker check handles the drop request (`_Py_HandlePending`).
+impl Machine for PyThread {
+    type Op = Bytecode;
+    type Exit = Outcome;
+
+    fn eval_breaker(&mut self) -> ControlFlow<Outcome> {
+        match self.eval_breaker_check() {
+            Some(Taken::Hung) => ControlFlow::Break(Outcome::Hung),
+            _ => ControlFlow::Continue(()),
+        }
+    }
+
+    fn exec(&mut self, op: &Bytecode) -> ControlFlow<Outcome> {
+        for i in 0..op.spin {
+            std::hint::black_box(i);
+            std::hint::spin_loop();
+        }
+        ControlFlow::Continue(())
     }
 }
 
@@ -96,14 +129,11 @@ impl PyThread {
         match op {
             Op::Take => return hung(self.take_gil()),
             Op::Run => {
-                for _ in 0..limits.checks_per_run {
-                    for i in 0..limits.spin {
-                        std::hint::black_box(i);
-                        std::hint::spin_loop();
-                    }
-                    if self.eval_breaker_check() == Some(Taken::Hung) {
-                        return Outcome::Hung;
-                    }
+                // The shared instruction loop: an eval-breaker check before
+                // each instruction.
+                let code = vec![Bytecode { spin: limits.spin }; limits.checks_per_run];
+                if let Some(exit) = eval::run(self, &code) {
+                    return exit;
                 }
                 self.emit(Event::Leave { thread: t });
             }
