@@ -160,6 +160,127 @@ fn reference_lines() {
     tt.exit();
 }
 
+/// Model throughput of every mechanism at its default thread count,
+/// base design, default bounds: safety only (stateright BFS, one worker),
+/// so the lines compare with the QSBR baseline above.
+fn all_models_lines() {
+    use cpyrt_models::registry::{DEFAULT_BOUNDS, MECHANISMS};
+    use cpyrt_models::run::RunOptions;
+    println!("\n== every model, base design, default threads, safety only");
+    let opts = RunOptions {
+        skip_liveness: true,
+        ..RunOptions::default()
+    };
+    let mut baseline = None;
+    for mech in MECHANISMS {
+        let threads = mech.default_threads();
+        match mech.check("base", threads, DEFAULT_BOUNDS, &opts, &mut |_| {}) {
+            Ok(r) => {
+                let rate = r.unique_states as f64 / r.seconds.max(1e-9);
+                let base = *baseline.get_or_insert(rate);
+                println!(
+                    "{:<14} {threads} threads: {:>9} unique states in {:>6.2}s, {:>9.0} states/s ({:.2}x qsbr's rate)",
+                    mech.name(),
+                    r.unique_states,
+                    r.seconds,
+                    rate,
+                    rate / base
+                );
+            }
+            Err(e) => println!("{:<14} {threads} threads: {e}", mech.name()),
+        }
+    }
+}
+
+/// Stop-the-world pause latency in the reference: one requester pauses its
+/// interpreter while 1, 2 or 3 other threads run an eval loop that checks
+/// the eval breaker between short work items. The reference holds at most
+/// `cpyrt_spec::stw::MAX_THREADS` (4) threads, so 3 running threads is the
+/// largest setting. Before each timed pause the requester waits until every
+/// worker has run two more loop iterations, so each pause stops threads
+/// that are really running. Ratios are against the 1-thread latency.
+fn stw_lines() {
+    use cpyrt_reference::stw::{Config, Design, HandOff, Role, Runtime, Scope};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const PAUSES: usize = 2_000;
+    println!("\n== stop-the-world reference, median pause latency over {PAUSES} pauses");
+    let mut first = None;
+    for running in [1usize, 2, 3] {
+        let role = Role {
+            interp: 0,
+            starts_bound: true,
+            interp_pauses: true,
+            global_pauses: false,
+            finalizes: false,
+            critical_sections: false,
+            blocking_calls: false,
+            exits: true,
+        };
+        let rt = Runtime::new(Config {
+            interps: 1,
+            roles: vec![role; running + 1],
+            design: Design::CPYTHON,
+            hand_off: HandOff::ALWAYS,
+            trace: false,
+        });
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        // Each worker counts its loop iterations, so the requester can wait
+        // until every worker is running attached again before it times the
+        // next pause (otherwise it would time pausing threads still parked
+        // from the previous one).
+        let laps: std::sync::Arc<Vec<AtomicU64>> =
+            std::sync::Arc::new((0..running).map(|_| AtomicU64::new(0)).collect());
+        let workers: Vec<_> = (0..running as u8)
+            .map(|t| {
+                let rt = rt.clone();
+                let stop = stop.clone();
+                let laps = laps.clone();
+                std::thread::spawn(move || {
+                    let mut th = Runtime::bound(&rt, t);
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        for i in 0..64 {
+                            x = black_box(x.wrapping_mul(31).wrapping_add(i));
+                        }
+                        th.eval_breaker().expect("no finalization in the bench");
+                        laps[t as usize].fetch_add(1, Ordering::Relaxed);
+                    }
+                    th.exit();
+                })
+            })
+            .collect();
+        let mut requester = Runtime::bound(&rt, running as u8);
+        let mut lat = Vec::with_capacity(PAUSES);
+        for _ in 0..PAUSES {
+            let seen: Vec<u64> = laps.iter().map(|l| l.load(Ordering::Relaxed)).collect();
+            while laps
+                .iter()
+                .zip(&seen)
+                .any(|(l, s)| l.load(Ordering::Relaxed) <= *s + 1)
+            {
+                std::hint::spin_loop();
+            }
+            let start = Instant::now();
+            requester
+                .pause(Scope::Interp(0), false)
+                .expect("no finalization in the bench");
+            lat.push(start.elapsed());
+        }
+        stop.store(true, Ordering::Relaxed);
+        for w in workers {
+            w.join().expect("worker panicked");
+        }
+        requester.exit();
+        let m = median(lat);
+        let base = *first.get_or_insert(m);
+        println!(
+            "{running} running thread(s): {:.1} us per pause ({:.2}x the 1-thread latency)",
+            m.as_secs_f64() * 1e6,
+            m.as_secs_f64() / base.as_secs_f64()
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let only = args.first().map(String::as_str);
@@ -168,5 +289,11 @@ fn main() {
     }
     if only.is_none_or(|o| o == "reference") {
         reference_lines();
+    }
+    if only.is_none_or(|o| o == "models") {
+        all_models_lines();
+    }
+    if only.is_none_or(|o| o == "stw") {
+        stw_lines();
     }
 }
