@@ -227,13 +227,13 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, String> {
         let report = report?;
         if args.json {
             // One line per configuration as soon as it is done.
-            println!("{}", output::json_line(&report));
+            output::emit(&format!("{}\n", output::json_line(&report)))?;
         }
         reports.push(report);
     }
     if !args.json {
-        print!("{}", output::table(&reports));
-        print!("{}", output::details(&reports));
+        output::emit(&output::table(&reports))?;
+        output::emit(&output::details(&reports))?;
     }
     Ok(exit_code(&reports))
 }
@@ -261,12 +261,12 @@ fn replay(args: &CheckArgs, text: &str) -> Result<ExitCode, String> {
     }
     let replay = mech.replay(&token)?;
     if args.json {
-        println!(
-            "{}",
+        output::emit(&format!(
+            "{}\n",
             serde_json::to_string(&replay).expect("a replay serializes")
-        );
+        ))?;
     } else {
-        print!("{}", output::replay(mech, &replay));
+        output::emit(&output::replay(mech, &replay))?;
     }
     Ok(ExitCode::SUCCESS)
 }

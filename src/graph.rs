@@ -1,7 +1,6 @@
 //! `cpyrt graph`: the reachable state graph of one configuration, as DOT,
 //! JSON or SVG (DOT piped through Graphviz's `dot -Tsvg`).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -97,16 +96,7 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode, String> {
         }
         None => {
             // A closed pipe (`cpyrt graph ... | head`) is not an error.
-            let mut stdout = std::io::stdout().lock();
-            match stdout
-                .write_all(out.text.as_bytes())
-                .and_then(|_| stdout.flush())
-            {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    return Err(format!("cannot write the graph: {e}"));
-                }
-                _ => {}
-            }
+            crate::output::emit(&out.text)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -90,6 +90,6 @@ pub fn run(model: Option<&str>) -> Result<ExitCode, String> {
         }
         describe(&mut out, *m, &entries);
     }
-    print!("{out}");
+    crate::output::emit(&out)?;
     Ok(ExitCode::SUCCESS)
 }

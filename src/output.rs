@@ -7,6 +7,23 @@ use cpyrt_models::registry::{DEFAULT_BOUNDS, Mechanism, Replay};
 use cpyrt_models::report::{Counterexample, Report, Status, Step};
 use serde_json::json;
 
+/// Writes `text` to standard output. A reader that has gone away
+/// (`cpyrt check --json | head -1`) ends the run quietly with success: the
+/// rest of its output has nobody to read it, so there is no point checking
+/// the remaining configurations either.
+pub fn emit(text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(format!("cannot write to standard output: {e}")),
+    }
+}
+
 /// `437020` -> `437,020`.
 pub fn thousands(n: usize) -> String {
     let digits = n.to_string();

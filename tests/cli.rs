@@ -327,3 +327,30 @@ fn list_names_variants_properties_and_configurations() {
     assert!(line("always", "no_use_after_free"), "{out}");
     assert!(line("sometimes", "array_grown"), "{out}");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_run_quietly() {
+    // `cpyrt check --json | head -1`: the reader closes the pipe after the
+    // first line; the next write fails with a broken pipe, which must end
+    // the run with success and no panic message.
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cpyrt"))
+        .args(["check", "qsbr", "--threads", "2", "--json"])
+        .env_remove("CPYRT_MANIFEST")
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with('{'), "{first}");
+    // The reader is dropped here, closing the pipe.
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(0), "{err}");
+}
