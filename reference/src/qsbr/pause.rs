@@ -18,34 +18,43 @@
 //! The `stw` mechanism replaces this module with the real protocol
 //! (per-thread states, the countdown, the requester's detach rules).
 //!
-//! Memory: the mutex is also what makes growth safe for lock-free scanners.
+//! Attach and detach are one atomic read-modify-write each when no pause is
+//! on: the request bit and the attached count share one word, so `enter` is
+//! a compare-and-swap that succeeds only while the bit is clear, and `leave`
+//! is a subtraction. Only a thread that finds the bit set takes the mutex
+//! (to wait, or to wake the pauser when it was the last attached thread).
+//! This mirrors CPython, whose attach is a compare-and-swap of the thread
+//! state from DETACHED to ATTACHED (`tstate_try_attach` in
+//! `Python/pystate.c`) and only falls back to waiting on the stop event
+//! when a pause is requested.
+//!
+//! Memory: the word is also what makes growth safe for lock-free scanners.
 //! An attached thread may read the slot array without `shared->mutex`; its
-//! last access happens before its `leave` (mutex release), which happens
-//! before the pauser's `stop` returns (mutex acquire), so freeing the old
-//! array after `stop` races with nobody. Symmetrically the new array pointer
-//! and the rewritten slot pointers, stored before the guard's release, are
-//! visible to every thread whose `enter` acquires the mutex afterwards.
+//! last access happens before its `leave` (a Release subtraction), which
+//! happens before the pauser's Acquire load that sees the count at zero, so
+//! freeing the old array after `stop` races with nobody. Symmetrically the
+//! new array pointer and the rewritten slot pointers, stored before the
+//! guard clears the bit with Release, are visible to every thread whose
+//! `enter` compare-and-swap (Acquire) reads the cleared word afterwards.
 
-use crate::primitive::sync::atomic::{AtomicBool, Ordering};
+use crate::primitive::sync::atomic::{AtomicUsize, Ordering};
 use crate::primitive::sync::{Condvar, Mutex, lock, wait};
 
-#[derive(Debug)]
-struct State {
-    /// A pause is requested or in force.
-    requested: bool,
-    /// Threads between `enter` and `leave`.
-    attached: usize,
-}
+/// The request bit of [`Pause::word`]; the bits below it count attached
+/// threads.
+const REQUESTED: usize = 1 << (usize::BITS - 1);
 
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct Pause {
-    state: Mutex<State>,
+    /// `REQUESTED` while a pause is requested or in force, plus the number
+    /// of threads between `enter` and `leave`.
+    word: AtomicUsize,
+    /// Held by the pauser while it sets the request and waits, and by
+    /// threads that wait out a pause or wake the pauser, so no wake-up is
+    /// lost between a check of `word` and a wait.
+    mutex: Mutex<()>,
     changed: Condvar,
-    /// Mirror of `state.requested`, read without the mutex at quiescent
-    /// states. Relaxed: it is a hint; every decision is taken under the
-    /// mutex, and a thread that misses it parks at a later check.
-    requested: AtomicBool,
 }
 
 /// The world is paused while this guard lives.
@@ -57,31 +66,57 @@ pub(crate) struct Stopped<'a> {
 impl Pause {
     pub(crate) fn new() -> Self {
         Pause {
-            state: Mutex::new(State {
-                requested: false,
-                attached: 0,
-            }),
+            word: AtomicUsize::new(0),
+            mutex: Mutex::new(()),
             changed: Condvar::new(),
-            requested: AtomicBool::new(false),
         }
     }
 
     /// Counts the caller as attached, first waiting out any pause
     /// (`tstate_wait_attach`).
     pub(crate) fn enter(&self) {
-        let mut state = lock(&self.state);
-        while state.requested {
-            state = wait(&self.changed, state);
+        let word = self.word.load(Ordering::Relaxed);
+        if word & REQUESTED == 0
+            && self
+                .word
+                .compare_exchange(word, word + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return;
         }
-        state.attached += 1;
+        self.enter_slow();
+    }
+
+    #[cold]
+    fn enter_slow(&self) {
+        let mut guard = lock(&self.mutex);
+        loop {
+            let word = self.word.load(Ordering::Relaxed);
+            if word & REQUESTED != 0 {
+                // The pauser clears the bit under the mutex, so the wake-up
+                // cannot fall between this check and the wait.
+                guard = wait(&self.changed, guard);
+                continue;
+            }
+            if self
+                .word
+                .compare_exchange(word, word + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
     }
 
     /// Uncounts the caller; wakes a pauser waiting for the last one.
     pub(crate) fn leave(&self) {
-        let mut state = lock(&self.state);
-        invariant!(state.attached > 0, "leave without enter");
-        state.attached -= 1;
-        if state.requested && state.attached == 0 {
+        let before = self.word.fetch_sub(1, Ordering::Release);
+        invariant!(before & !REQUESTED > 0, "leave without enter");
+        if before == REQUESTED | 1 {
+            // The last attached thread of a requested pause: the pauser
+            // checks the count under the mutex before it waits, so taking
+            // the mutex here orders this wake-up after that check.
+            let _guard = lock(&self.mutex);
             self.changed.notify_all();
         }
     }
@@ -89,31 +124,31 @@ impl Pause {
     /// Requests a pause and waits until no thread is attached. The caller
     /// must not be attached itself (it would wait for itself).
     pub(crate) fn stop(&self) -> Stopped<'_> {
-        let mut state = lock(&self.state);
+        let mut guard = lock(&self.mutex);
+        let before = self.word.fetch_or(REQUESTED, Ordering::Relaxed);
         // Growers are serialized by `shared->mutex`, so no pause is on.
-        invariant!(!state.requested, "nested pause");
-        state.requested = true;
-        self.requested.store(true, Ordering::Relaxed);
-        while state.attached > 0 {
-            state = wait(&self.changed, state);
+        invariant!(before & REQUESTED == 0, "nested pause");
+        while self.word.load(Ordering::Acquire) != REQUESTED {
+            guard = wait(&self.changed, guard);
         }
         Stopped { pause: self }
     }
 
     /// The eval-breaker bit: a pause wants attached threads to park.
+    /// Relaxed: it is a hint; a thread that misses it parks at a later
+    /// check.
     #[inline]
     pub(crate) fn requested(&self) -> bool {
-        self.requested.load(Ordering::Relaxed)
+        self.word.load(Ordering::Relaxed) & REQUESTED != 0
     }
 }
 
 impl Drop for Stopped<'_> {
     /// `_PyEval_StartTheWorld`: lets waiting attachers in.
     fn drop(&mut self) {
-        let mut state = lock(&self.pause.state);
-        invariant_eq!(state.attached, 0, "a thread attached during a pause");
-        state.requested = false;
-        self.pause.requested.store(false, Ordering::Relaxed);
+        let _guard = lock(&self.pause.mutex);
+        let before = self.pause.word.fetch_and(!REQUESTED, Ordering::Release);
+        invariant_eq!(before, REQUESTED, "a thread attached during a pause");
         self.pause.changed.notify_all();
     }
 }

@@ -115,7 +115,7 @@ impl QsbrThread {
         let slot = self.record.slot.load(Ordering::Relaxed);
         // SAFETY: registered threads have a non-null slot pointer; attached
         // means no growth runs (see above), and the pointer was rewritten
-        // before this thread's `Pause::enter` acquired the pause mutex.
+        // before the pause ended, which this thread's `Pause::enter` observed.
         unsafe { &*slot }
     }
 
