@@ -170,6 +170,15 @@ impl Runtime {
             })
             .collect();
         let interps = spec.interps as usize;
+        // Tags the ghost table must hold: every heap tag, and every global
+        // tag the immutable types can take (past the bound in the broken
+        // design).
+        let immutable = spec.types.iter().filter(|d| d.immutable).count() as u32;
+        let tags = spec
+            .interp_last
+            .max(spec.global_max + immutable * spec.max_versions_per_class as u32)
+            .min(MAX_TAG - 1)
+            + 1;
         let rt = Runtime {
             types,
             global_next: AtomicU32::new(0),
@@ -191,7 +200,7 @@ impl Runtime {
                 })
                 .collect(),
             ghost: (0..=interps)
-                .map(|_| (0..MAX_TAG).map(|_| AtomicU32::new(0)).collect())
+                .map(|_| (0..tags).map(|_| AtomicU32::new(0)).collect())
                 .collect(),
             trace: Recorder::new(cfg.trace),
             cfg: spec,
@@ -298,8 +307,9 @@ impl Runtime {
             next
         };
         assert!(
-            tag < MAX_TAG,
-            "tag {tag} is beyond the reference's bound {MAX_TAG}"
+            (tag as usize) < self.ghost[0].len(),
+            "tag {tag} is beyond the reference's bound {}",
+            self.ghost[0].len()
         );
         let value = self.find_in_mro(locked, ty);
         // Ghost, before the tag is published: what the tag means.
