@@ -494,7 +494,7 @@ impl Thread {
     pub fn start_lookup(&mut self, ty: u8) -> Found {
         assert!(self.pending.is_none(), "a fill is due first");
         self.check_visible(ty);
-        let rt = Arc::clone(&self.rt);
+        let rt = &*self.rt;
         let t = ty as usize;
         let thread = self.tid();
         loop {
