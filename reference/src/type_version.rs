@@ -130,6 +130,11 @@ pub struct Runtime {
     locked: Mutex<Locked>,
     /// `interp->types.type_cache`, per interpreter.
     caches: Vec<Vec<Entry>>,
+    /// The shared reference count of the attribute objects a lookup
+    /// returns (`ob_ref_shared`): every answer takes a reference and its
+    /// caller drops it, as `_PyType_Lookup` does around
+    /// `_PyType_LookupRef`.
+    refs: AtomicU32,
     /// Ghost: per range (0 global, 1 + i interpreter i) and tag, the MRO
     /// value of the tag's holder plus one (0: never handed out).
     ghost: Vec<Vec<AtomicU32>>,
@@ -182,6 +187,7 @@ impl Runtime {
         let rt = Runtime {
             types,
             global_next: AtomicU32::new(0),
+            refs: AtomicU32::new(0),
             locked: Mutex::new(Locked {
                 interp_next: vec![spec.global_max + 1; interps],
                 versions_used: vec![0; spec.types.len()],
@@ -374,8 +380,11 @@ impl Runtime {
         // odd sequence store happens before the check below, which then
         // fails.
         let value = entry.value.load(Ordering::Acquire);
+        // _Py_TryIncref on the value found (Relaxed: a count, no data).
+        self.refs.fetch_add(1, Ordering::Relaxed);
         // _PySeqLock_EndRead.
         if entry.sequence.load(Ordering::Relaxed) != seq {
+            self.refs.fetch_sub(1, Ordering::Relaxed);
             return Read::Retry;
         }
         Read::Hit {
@@ -477,7 +486,10 @@ impl Thread {
     /// `_PyType_LookupRef`: the value the attribute has on `ty`, and the tag
     /// it was found under (0: none).
     pub fn lookup(&mut self, ty: u8) -> (u8, u32) {
-        match self.start_lookup(ty) {
+        let found = self.start_lookup(ty);
+        // The caller's Py_DECREF of the reference the lookup returned.
+        self.rt.refs.fetch_sub(1, Ordering::Relaxed);
+        match found {
             Found::Hit { tag, value } => (value, tag),
             Found::Walked { tag, value } => {
                 if tag != 0 {
@@ -530,6 +542,8 @@ impl Thread {
                 }
             }
             let value = rt.find_in_mro(&locked, t);
+            // find_name_in_mro returns a new reference.
+            rt.refs.fetch_add(1, Ordering::Relaxed);
             let tag = if rt.assign_version_tag(&mut locked, t) {
                 rt.types[t].tag.load(Ordering::Relaxed)
             } else {
