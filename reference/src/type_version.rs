@@ -39,6 +39,10 @@
 //!   entry with the same version and value; the spec's slow path is only
 //!   enabled on a miss, so the reference makes the miss and the walk one
 //!   step. The values returned are the same.
+//! - Attribute values are small integers, but every answer still takes
+//!   and drops a reference on one shared count, as `_PyType_LookupRef`'s
+//!   `_Py_TryIncref` and `_PyType_Lookup`'s `Py_DECREF` do on the found
+//!   object: the fast path keeps its one shared read-modify-write.
 //! - The inline cache guard of `LOAD_ATTR` records no event: it reads one
 //!   tag and writes thread-local state, which the spec does not model; its
 //!   coherence is asserted like a method-cache hit's.
