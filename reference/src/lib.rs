@@ -20,3 +20,4 @@ pub mod primitive;
 pub mod qsbr;
 pub mod stw;
 pub mod trace;
+pub mod type_version;
