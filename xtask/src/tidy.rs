@@ -180,10 +180,6 @@ fn one_mechanism_one_name_in_every_layer() {
 /// that).
 const CONFORMANCE_PENDING: &[(&str, &str)] = &[
     (
-        "gil",
-        "the reference GIL's std, loom and shuttle tests replay their traces through the spec, but no suite compares its states with the model's yet",
-    ),
-    (
         "fork",
         "the reference's fork path records no spec events yet; its real-fork test checks the child's invariants directly",
     ),

@@ -40,8 +40,11 @@
 
 #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
 pub mod bench;
+mod gate;
 mod handoff;
 mod program;
+
+pub use gate::{Aborted, Gate};
 
 pub use cpyrt_spec::gil::{Config, Design, Event, Op};
 pub use handoff::Gil;
@@ -112,12 +115,18 @@ pub struct Runtime {
     joined: Mutex<()>,
     join_cond: Condvar,
     trace: Recorder<Event>,
+    /// Lock-step control (see [`Gate`]); `None` on free-running threads.
+    gate: Option<std::sync::Arc<Gate>>,
 }
 
 impl Runtime {
     /// The runtime of `cfg` (validated), recording spec events when
     /// `trace`, with switch interval `interval` for `std` timed waits.
     pub fn new(cfg: &Config, interval: Duration, trace: bool) -> Result<Arc<Runtime>, String> {
+        Runtime::build(cfg, interval, trace).map(Arc::new)
+    }
+
+    fn build(cfg: &Config, interval: Duration, trace: bool) -> Result<Runtime, String> {
         cfg.validate()?;
         let mut gils = Vec::new();
         let mut interps = Vec::new();
@@ -167,7 +176,7 @@ impl Runtime {
                 }
             })
             .collect();
-        Ok(Arc::new(Runtime {
+        Ok(Runtime {
             cfg: cfg.clone(),
             gils,
             interps,
@@ -178,7 +187,37 @@ impl Runtime {
             joined: Mutex::new(()),
             join_cond: Condvar::new(),
             trace: Recorder::new(trace),
-        }))
+            gate: None,
+        })
+    }
+
+    /// A traced runtime of `cfg` whose threads step only when `gate` lets
+    /// them (see [`Gate`]): time passes only through
+    /// [`Runtime::expire_waiters`], and `Compute` runs until the gate
+    /// aborts the run. Guided runs drive `Take`, `Compute`, `Drop` and
+    /// `Exit`; a `Run` op, whose checks that find nothing record no event,
+    /// is refused.
+    pub fn guided(cfg: &Config, gate: std::sync::Arc<Gate>) -> Result<Arc<Runtime>, String> {
+        if let Some(op) = cfg
+            .threads
+            .iter()
+            .flat_map(|th| &th.program)
+            .find(|op| !matches!(op, Op::Take | Op::Compute | Op::Drop | Op::Exit))
+        {
+            return Err(format!(
+                "a guided run drives Take, Compute, Drop and Exit, not {op:?}"
+            ));
+        }
+        let mut rt = Runtime::build(cfg, Duration::from_secs(3600), true)?;
+        rt.gate = Some(gate);
+        Ok(Arc::new(rt))
+    }
+
+    /// Waits at thread `t`'s gate, when the runtime is guided.
+    fn pass(&self, t: u8) {
+        if let Some(gate) = &self.gate {
+            gate.pass(t);
+        }
     }
 
     /// The design the runtime follows.

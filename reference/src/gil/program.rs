@@ -137,7 +137,23 @@ impl PyThread {
                 }
                 self.emit(Event::Leave { thread: t });
             }
-            Op::Compute => panic!("Compute never ends; a reference program uses Run"),
+            Op::Compute => {
+                // A CPU-bound thread: eval-breaker checks forever. Only a
+                // guided run, which lets each check through when the spec
+                // has it find the drop request, and aborts the run at its
+                // end, can drive it.
+                let Some(gate) = rt.gate.clone() else {
+                    panic!(
+                        "Compute never ends; a free-running program uses Run (scenario::finite)"
+                    );
+                };
+                loop {
+                    gate.pass(t);
+                    if let Some(Taken::Hung) = self.eval_breaker_check() {
+                        return Outcome::Hung;
+                    }
+                }
+            }
             Op::Drop => self.drop_gil(false),
             Op::Exit => {
                 // _PyThreadState_DeleteCurrent: the final release, then the
