@@ -2,6 +2,10 @@
 //! each reported as a ratio against a baseline measured in the same run, so
 //! the numbers compare across machines. Absolute figures are printed too,
 //! for the record, but only the ratios are meant to be compared.
+//!
+//! Sections: `model`, `reference`, `models`, `stw`, `gil` (the GIL
+//! against `python3`, and the GIL model against QSBR's); all without an
+//! argument.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -281,9 +285,60 @@ fn stw_lines() {
     }
 }
 
+/// Seconds each side of the GIL-against-CPython comparison runs.
+const GIL_SECONDS: f64 = 3.0;
+
+/// The GIL: the reference against `python3` on the same hand-off workload
+/// (switches per second, wake-up latency, as ratios; skipped with a line
+/// saying so when `python3` is missing), then the GIL model's safety
+/// throughput at its default configuration against QSBR's, measured in the
+/// same run.
+fn gil_lines() {
+    use cpyrt_models::registry::{DEFAULT_BOUNDS, find};
+    use cpyrt_models::run::RunOptions;
+    print!("\n== ");
+    cpyrt_reference::gil::bench::compare_with_cpython(GIL_SECONDS);
+    println!("\n== GIL model against QSBR's, base design, default threads, safety only");
+    let opts = RunOptions {
+        skip_liveness: true,
+        ..RunOptions::default()
+    };
+    let mut rates = Vec::new();
+    for name in ["qsbr", "gil"] {
+        let mech = find(name).expect("a registered model");
+        let threads = mech.default_threads();
+        match mech.check("base", threads, DEFAULT_BOUNDS, &opts, &mut |_| {}) {
+            Ok(r) => {
+                let rate = r.unique_states as f64 / r.seconds.max(1e-9);
+                println!(
+                    "{name:<5} {threads} threads: {:>9} unique states in {:>6.2}s, {:>9.0} states/s",
+                    r.unique_states, r.seconds, rate
+                );
+                rates.push(rate);
+            }
+            Err(e) => println!("{name:<5} {threads} threads: {e}"),
+        }
+    }
+    if let [qsbr, gil] = rates[..] {
+        println!("gil/qsbr states per second: {:.2}", gil / qsbr);
+    }
+}
+
+/// The sections `cargo xtask bench` runs; one of them alone when named.
+const SECTIONS: &[&str] = &["model", "reference", "models", "stw", "gil"];
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let only = args.first().map(String::as_str);
+    if let Some(o) = only
+        && !SECTIONS.contains(&o)
+    {
+        eprintln!(
+            "unknown bench section `{o}`; known: {}",
+            SECTIONS.join(", ")
+        );
+        std::process::exit(2);
+    }
     if only.is_none_or(|o| o == "model") {
         model_lines();
     }
@@ -295,5 +350,8 @@ fn main() {
     }
     if only.is_none_or(|o| o == "stw") {
         stw_lines();
+    }
+    if only.is_none_or(|o| o == "gil") {
+        gil_lines();
     }
 }
