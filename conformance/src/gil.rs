@@ -11,11 +11,14 @@
 //!
 //! The explorer searches spec states the way `qsbr_guided` does: each
 //! state it reaches keeps the first command sequence that reached it and
-//! the commands still untried from it, one per thread the spec lets move
-//! and one per GIL whose `cond` waiters may time out. A run replays a
+//! the commands still untried from it: one per thread the spec lets move
+//! (two where the spec offers a choice the reference would otherwise make
+//! itself: check or leave a `Run` segment, an allocation the hook sees or
+//! not), and one per GIL whose `cond` waiters may time out. A run replays a
 //! stored sequence on a fresh runtime (checking it lands on the same
 //! state), then keeps taking untried commands until it stands on a state
-//! with none left, and aborts the run's threads.
+//! with none left, and aborts the run's threads. A state where the
+//! reference broke an invariant is recorded and not explored further.
 //!
 //! What a command cannot choose, the reference decides, and the spec must
 //! accept it (every recorded event is stepped through the spec, with every
@@ -27,7 +30,7 @@
 //! - all of one GIL's `cond` waiters time out together;
 //! - spurious wake-ups (off in the models too).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -42,6 +45,10 @@ use cpyrt_spec::gil::{Config, Event, GilSpec, State};
 pub enum Cmd {
     /// Let thread `t` take its next step (it records one event).
     Step(u8),
+    /// The same on the other branch where the spec offers two the
+    /// reference would otherwise decide: `Leave` a `Run` segment rather
+    /// than check, an allocation the hook lets pass (`Alloc` without hook).
+    Alt(u8),
     /// One switch interval passes on GIL object `g`: every thread waiting
     /// on its `cond` times out.
     Expire(u8),
@@ -50,8 +57,18 @@ pub enum Cmd {
 /// The command that makes the reference take `e` (or, where the reference
 /// decides, one of `e`'s siblings), or `None` when the driver cannot issue
 /// it in `s`.
-pub fn command(s: &State, e: &Event) -> Option<Cmd> {
+pub fn command(cfg: &Config, s: &State, e: &Event) -> Option<Cmd> {
     match *e {
+        Event::Leave { thread } => Some(Cmd::Alt(thread)),
+        Event::Alloc {
+            thread,
+            hook: false,
+        } if cfg.alloc_hook
+            && s.threads[thread as usize].hook.is_none()
+            && cfg.threads[thread as usize].hook_tstate.is_some() =>
+        {
+            Some(Cmd::Alt(thread))
+        }
         Event::Timeout { thread } => {
             let ts = s.threads[thread as usize].current?;
             let g = s.gil_of(ts);
@@ -69,7 +86,7 @@ pub fn commands(cfg: &Config, s: &State) -> Vec<Cmd> {
     GilSpec::enabled(cfg, s, &mut events);
     let mut out = Vec::new();
     for e in &events {
-        if let Some(c) = command(s, e)
+        if let Some(c) = command(cfg, s, e)
             && !out.contains(&c)
         {
             out.push(c);
@@ -117,6 +134,7 @@ impl GuidedRun {
     pub fn issue(&self, cmd: Cmd) -> Vec<Event> {
         match cmd {
             Cmd::Step(t) => self.gate.permit(t),
+            Cmd::Alt(t) => self.gate.permit_alt(t),
             Cmd::Expire(g) => self.rt.expire_waiters(g),
         }
         let since = Instant::now();
@@ -149,31 +167,31 @@ impl GuidedRun {
     }
 }
 
-/// Steps the spec through `events`, checking every invariant and
-/// transition invariant, collecting each state.
+/// Steps the spec through `events` (a rejected event fails the caller),
+/// collecting each state; returns the last state and the first invariant
+/// or transition invariant that broke on the way, if any.
 fn advance(
     cfg: &Config,
     mut s: State,
     cmd: Cmd,
     events: &[Event],
     visited: &mut HashSet<State>,
-) -> State {
+) -> (State, Option<&'static str>) {
+    let mut broken = None;
     for e in events {
         let n = GilSpec::step(cfg, &s, e)
             .unwrap_or_else(|r| panic!("the spec rejects {e:?} (after {cmd:?}): {r}"));
-        if let Some(inv) = GilSpec::invariants().iter().find(|i| !(i.holds)(&n)) {
-            panic!("{} violated after {e:?} ({cmd:?})", inv.name);
-        }
-        if let Some(inv) = GilSpec::transition_invariants()
+        let state = GilSpec::invariants().iter().find(|i| !(i.holds)(&n));
+        let transition = GilSpec::transition_invariants()
             .iter()
-            .find(|i| !(i.holds)(&s, &n))
-        {
-            panic!("{} violated by {e:?} ({cmd:?})", inv.name);
-        }
+            .find(|i| !(i.holds)(&s, &n));
+        broken = broken
+            .or(state.map(|i| i.name))
+            .or(transition.map(|i| i.name));
         visited.insert(n.clone());
         s = n;
     }
-    s
+    (s, broken)
 }
 
 /// Drives the reference along a spec trace: for each event, the command
@@ -184,7 +202,9 @@ pub fn drive(cfg: &Config, events: &[Event]) -> Vec<Event> {
     let mut s = GilSpec::init(cfg);
     let mut recorded = Vec::new();
     for e in events {
-        let Some(cmd) = command(&s, e) else { break };
+        let Some(cmd) = command(cfg, &s, e) else {
+            break;
+        };
         let got = run.issue(cmd);
         let mut ok = true;
         for g in &got {
@@ -215,6 +235,9 @@ pub struct Explored {
     pub branch_points: usize,
     pub runs: usize,
     pub commands: usize,
+    /// Each invariant the reference broke, with the first command sequence
+    /// that broke it. A state where one broke is not explored further.
+    pub violations: BTreeMap<&'static str, Vec<Cmd>>,
 }
 
 /// Explores `cfg` until no branching point has an untried command, or
@@ -228,6 +251,7 @@ pub fn explore(cfg: &Config, max_commands: usize) -> Explored {
         branch_points: 0,
         runs: 0,
         commands: 0,
+        violations: BTreeMap::new(),
     };
     nodes.insert(
         init.clone(),
@@ -250,7 +274,7 @@ pub fn explore(cfg: &Config, max_commands: usize) -> Explored {
         let mut path = nodes[&start].path.clone();
         for &cmd in &path {
             let events = run.issue(cmd);
-            state = advance(cfg, state, cmd, &events, &mut out.visited);
+            (state, _) = advance(cfg, state, cmd, &events, &mut out.visited);
             out.commands += 1;
         }
         assert_eq!(
@@ -262,16 +286,25 @@ pub fn explore(cfg: &Config, max_commands: usize) -> Explored {
                 queue.push_back(state.clone());
             }
             let events = run.issue(cmd);
-            state = advance(cfg, state, cmd, &events, &mut out.visited);
+            let broken;
+            (state, broken) = advance(cfg, state, cmd, &events, &mut out.visited);
             out.commands += 1;
             path.push(cmd);
+            if let Some(name) = broken {
+                out.violations.entry(name).or_insert_with(|| path.clone());
+            }
             if !nodes.contains_key(&state) {
                 queue.push_back(state.clone());
+                let untried = if broken.is_some() {
+                    Vec::new()
+                } else {
+                    commands(cfg, &state)
+                };
                 nodes.insert(
                     state.clone(),
                     Node {
                         path: path.clone(),
-                        untried: commands(cfg, &state),
+                        untried,
                     },
                 );
             }

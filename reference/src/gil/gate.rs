@@ -34,8 +34,9 @@ pub struct Aborted;
 
 #[derive(Debug)]
 struct Permits {
-    /// Steps each thread may still take.
-    left: Vec<u32>,
+    /// The step each thread may take next: `Some(alt)`, `alt` choosing
+    /// the other branch where the spec offers two (see [`Gate::permit_alt`]).
+    next: Vec<Option<bool>>,
     aborted: bool,
 }
 
@@ -54,17 +55,33 @@ impl Gate {
     pub fn new(threads: usize) -> Gate {
         Gate {
             permits: Mutex::new(Permits {
-                left: vec![0; threads],
+                next: vec![None; threads],
                 aborted: false,
             }),
             cond: Condvar::new(),
         }
     }
 
-    /// Lets thread `t` take one more step.
+    /// Lets thread `t` take its next step.
     pub fn permit(&self, t: u8) {
+        self.grant(t, false);
+    }
+
+    /// Lets thread `t` take its next step on the other branch, where the
+    /// spec offers two that the runtime would otherwise decide: leaving a
+    /// `Run` segment instead of an eval-breaker check, and an allocation
+    /// whose hook does not run.
+    pub fn permit_alt(&self, t: u8) {
+        self.grant(t, true);
+    }
+
+    fn grant(&self, t: u8, alt: bool) {
         let mut p = self.permits.lock().unwrap_or_else(PoisonError::into_inner);
-        p.left[t as usize] += 1;
+        assert!(
+            p.next[t as usize].is_none(),
+            "thread {t} has not taken its last step"
+        );
+        p.next[t as usize] = Some(alt);
         drop(p);
         self.cond.notify_all();
     }
@@ -92,17 +109,17 @@ impl Gate {
         }
     }
 
-    /// Thread `t` waits until it may take its next step.
-    pub(super) fn pass(&self, t: u8) {
+    /// Thread `t` waits until it may take its next step; true when it is
+    /// to take the other branch.
+    pub(super) fn pass(&self, t: u8) -> bool {
         let mut p = self.permits.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if p.aborted {
                 drop(p);
                 std::panic::resume_unwind(Box::new(Aborted));
             }
-            if p.left[t as usize] > 0 {
-                p.left[t as usize] -= 1;
-                return;
+            if let Some(alt) = p.next[t as usize].take() {
+                return alt;
             }
             p = self.cond.wait(p).unwrap_or_else(PoisonError::into_inner);
         }

@@ -193,31 +193,24 @@ impl Runtime {
 
     /// A traced runtime of `cfg` whose threads step only when `gate` lets
     /// them (see [`Gate`]): time passes only through
-    /// [`Runtime::expire_waiters`], and `Compute` runs until the gate
-    /// aborts the run. Guided runs drive `Take`, `Compute`, `Drop` and
-    /// `Exit`; a `Run` op, whose checks that find nothing record no event,
-    /// is refused.
+    /// [`Runtime::expire_waiters`], a `Run` segment lasts until the gate
+    /// says leave, `Compute` and repeating programs run until the gate
+    /// aborts the run.
     pub fn guided(cfg: &Config, gate: std::sync::Arc<Gate>) -> Result<Arc<Runtime>, String> {
-        if let Some(op) = cfg
-            .threads
-            .iter()
-            .flat_map(|th| &th.program)
-            .find(|op| !matches!(op, Op::Take | Op::Compute | Op::Drop | Op::Exit))
-        {
-            return Err(format!(
-                "a guided run drives Take, Compute, Drop and Exit, not {op:?}"
-            ));
-        }
         let mut rt = Runtime::build(cfg, Duration::from_secs(3600), true)?;
         rt.gate = Some(gate);
         Ok(Arc::new(rt))
     }
 
-    /// Waits at thread `t`'s gate, when the runtime is guided.
-    fn pass(&self, t: u8) {
-        if let Some(gate) = &self.gate {
-            gate.pass(t);
-        }
+    /// Waits at thread `t`'s gate, when the runtime is guided; true when
+    /// the gate chose the other branch.
+    fn pass(&self, t: u8) -> bool {
+        self.gate.as_ref().is_some_and(|gate| gate.pass(t))
+    }
+
+    /// Whether the runtime is guided.
+    fn guided_run(&self) -> bool {
+        self.gate.is_some()
     }
 
     /// The design the runtime follows.
