@@ -27,6 +27,14 @@
 //! bounded number of times; every placement of those calls is an
 //! interleaving the checker explores.
 //!
+//! # Guided runs
+//! [`Runtime::guided`] puts every thread behind a [`Gate`] it passes before
+//! each event it records, so a driver outside (the conformance suite's
+//! lock-step explorer) picks the interleaving event by event, ends timed
+//! waits itself, and makes the choices the spec leaves open (how long a
+//! `Run` segment lasts, whether the allocation hook runs). CPU-bound
+//! threads (`Compute`) run only guided.
+//!
 //! # Ghost checks
 //! The runtime asserts the spec's invariants where it can see them, and
 //! panics with the invariant's name: `mutual_exclusion` when a second
