@@ -15,6 +15,8 @@
 //! std, loom and shuttle test targets in `conformance/tests/`.
 
 pub mod coverage;
+#[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
+pub mod gil;
 pub mod qsbr;
 #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
 pub mod qsbr_guided;

@@ -12,15 +12,16 @@
 //! interval asks the holder to drop; the holder drops at its next
 //! eval-breaker check and, under FORCE_SWITCHING, waits until another
 //! thread took the GIL; threads that must exit during finalization hang.
-//! Each scenario is a [`Config`] of interpreters, thread states and OS
+//! Each scenario is a `Config` of interpreters, thread states and OS
 //! thread programs; a variant is a scenario with a [`Design`].
 //!
 //! # Abstraction
 //! The model is [`SpecModel`](crate::SpecModel) over [`GilSpec`]: every
 //! event of the spec is an action, and what the spec leaves out (see its
 //! module doc: timing, pending calls, signals, fork, the free-threaded
-//! build's dynamic GIL) is left out here too. The scenarios fix what each
-//! OS thread runs:
+//! build's dynamic GIL) is left out here too. The scenarios are the spec's
+//! named ones (`cpyrt_spec::gil::scenario`, shared with the reference's
+//! tests and the conformance tests); they fix what each OS thread runs:
 //!
 //! - `handoff`: threads 0 and 1 are CPU-bound (`Take, Compute`), so
 //!   they release only on request; thread 2 blocks and wakes forever
@@ -68,7 +69,11 @@
 //! checker thread, on the project's 2-core machines, are pinned in
 //! `models/manifest.json`; every configuration checks in seconds.
 
-use cpyrt_spec::gil::{Config, Design, GilSpec, InterpSpec, Op, ThreadSpec, TstateSpec};
+use cpyrt_spec::gil::{Design, GilSpec};
+
+pub use cpyrt_spec::gil::scenario::{
+    Scenario, detached, end_interpreter, finalize, gilstate, handoff, subinterpreters,
+};
 
 use crate::spec_mechanism::{SpecMechanism, SpecVariant};
 
@@ -78,185 +83,6 @@ pub const MAX_MODEL_THREADS: usize = 3;
 /// Threads when the CLI is not told: two CPU-bound threads and one that
 /// blocks, the smallest hand-off with a bystander.
 pub const DEFAULT_THREADS: usize = 3;
-
-fn thread(tstate: Option<u8>, program: Vec<Op>, repeat_from: Option<u8>) -> ThreadSpec {
-    ThreadSpec {
-        daemon: false,
-        tstate,
-        gilstate_tstate: None,
-        hook_tstate: None,
-        main_tstate: None,
-        program,
-        repeat_from,
-    }
-}
-
-fn io_loop(tstate: u8) -> ThreadSpec {
-    thread(Some(tstate), vec![Op::Take, Op::Run, Op::Drop], Some(0))
-}
-
-fn cpu_bound(tstate: u8) -> ThreadSpec {
-    thread(Some(tstate), vec![Op::Take, Op::Compute], None)
-}
-
-fn config(
-    interps: Vec<bool>,
-    tstates: Vec<u8>,
-    threads: Vec<ThreadSpec>,
-    design: Design,
-) -> Config {
-    Config {
-        interps: interps
-            .into_iter()
-            .map(|own_gil| InterpSpec { own_gil })
-            .collect(),
-        tstates: tstates
-            .into_iter()
-            .map(|interp| TstateSpec { interp })
-            .collect(),
-        threads,
-        shared_main_tstate: None,
-        alloc_hook: false,
-        spurious_wakeups: false,
-        design,
-    }
-}
-
-/// Threads 0 and 1 are CPU-bound; thread 2 blocks and wakes.
-pub fn handoff(threads: usize, design: Design) -> Config {
-    let programs = (0..threads)
-        .map(|t| {
-            if t == 2 {
-                io_loop(2)
-            } else {
-                cpu_bound(t as u8)
-            }
-        })
-        .collect();
-    config(vec![true], vec![0; threads], programs, design)
-}
-
-/// The main thread finalizes; a daemon computes; a non-daemon exits.
-pub fn finalize(threads: usize, design: Design) -> Config {
-    let main = thread(
-        Some(0),
-        vec![
-            Op::Take,
-            Op::Run,
-            Op::Drop,
-            Op::Join,
-            Op::Take,
-            Op::Finalize,
-            Op::Run,
-            Op::Exit,
-            Op::DeleteInterp(0),
-        ],
-        None,
-    );
-    let mut daemon = cpu_bound(1);
-    daemon.daemon = true;
-    let worker = thread(Some(2), vec![Op::Take, Op::Run, Op::Exit], None);
-    let all = [main, daemon, worker];
-    config(
-        vec![true],
-        vec![0; threads],
-        all[..threads].to_vec(),
-        design,
-    )
-}
-
-/// Thread 0 in the main interpreter, the others in a subinterpreter with a
-/// shared or an own GIL; all block and wake forever.
-pub fn subinterpreters(threads: usize, own_gil: bool, design: Design) -> Config {
-    let tstates = (0..threads).map(|t| u8::from(t > 0)).collect();
-    let programs = (0..threads).map(|t| io_loop(t as u8)).collect();
-    config(vec![true, own_gil], tstates, programs, design)
-}
-
-/// A subinterpreter (own GIL) ends while its worker's final release may
-/// still be running; thread 2 is a bystander in the main interpreter.
-pub fn end_interpreter(threads: usize, design: Design) -> Config {
-    let sub_main = thread(
-        Some(0),
-        vec![
-            Op::Take,
-            Op::Run,
-            Op::Drop,
-            Op::Join,
-            Op::Take,
-            Op::Finalize,
-            Op::Exit,
-            Op::DeleteInterp(1),
-        ],
-        None,
-    );
-    let worker = thread(
-        Some(1),
-        vec![Op::Take, Op::Run, Op::DeleteTstate, Op::Exit],
-        None,
-    );
-    let all = [sub_main, worker, io_loop(2)];
-    config(
-        vec![true, true],
-        vec![1, 1, 0][..threads].to_vec(),
-        all[..threads].to_vec(),
-        design,
-    )
-}
-
-/// Fresh C threads (0 and 1) call `PyGILState_Ensure`/`Release` under an
-/// allocation hook that calls `PyGILState_Ensure` too; thread 2 is a
-/// CPU-bound main thread.
-pub fn gilstate(threads: usize, design: Design) -> Config {
-    let c_thread = |t: u8| ThreadSpec {
-        gilstate_tstate: Some(2 * t),
-        hook_tstate: Some(2 * t + 1),
-        ..thread(
-            None,
-            vec![Op::NewTstate, Op::Take, Op::Run, Op::DeleteTstate, Op::Exit],
-            None,
-        )
-    };
-    let all = [c_thread(0), c_thread(1), cpu_bound(4)];
-    let mut c = config(vec![true], vec![0; 5], all[..threads].to_vec(), design);
-    c.alloc_hook = true;
-    c
-}
-
-/// Threads 0 and 1 run in their own-GIL subinterpreters and borrow a
-/// main-interpreter thread state to run under the main GIL; thread 2 is
-/// the main thread.
-pub fn detached(threads: usize, design: Design) -> Config {
-    let borrower = |t: u8| ThreadSpec {
-        main_tstate: Some(2 + t),
-        ..thread(
-            Some(t),
-            vec![
-                Op::Take,
-                Op::Run,
-                Op::Drop,
-                Op::BindMain,
-                Op::Take,
-                Op::Run,
-                Op::Drop,
-                Op::Unbind,
-            ],
-            Some(0),
-        )
-    };
-    // Thread states: 0, 1 home (subinterpreters 1, 2); 2, 3 each thread's
-    // own main-interpreter one; 4 the shared detached one; 5 the main
-    // thread's.
-    let all = [borrower(0), borrower(1), io_loop(5)];
-    let mut c = config(
-        vec![true, true, true],
-        vec![1, 2, 0, 0, 0, 0],
-        all[..threads].to_vec(),
-        design,
-    );
-    c.shared_main_tstate = Some(4);
-    c
-}
 
 /// The GIL in the registry.
 pub static MECHANISM: SpecMechanism<GilSpec> = SpecMechanism {

@@ -85,6 +85,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Invariant, LeadsTo, Rejection, Spec, TransitionInvariant};
 
 mod machine;
+pub mod scenario;
 #[cfg(test)]
 mod tests;
 

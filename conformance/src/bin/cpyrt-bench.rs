@@ -2,6 +2,10 @@
 //! each reported as a ratio against a baseline measured in the same run, so
 //! the numbers compare across machines. Absolute figures are printed too,
 //! for the record, but only the ratios are meant to be compared.
+//!
+//! Sections: `model`, `reference`, `models`, `stw`, `gil` (the GIL
+//! against `python3`, and the GIL model against QSBR's); all without an
+//! argument.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -293,8 +297,6 @@ fn stw_lines() {
 /// what a tag saves CPython. Then the type-version model's safety
 /// throughput against QSBR's at their default threads.
 fn type_version_lines() {
-    use cpyrt_models::registry::{DEFAULT_BOUNDS, find};
-    use cpyrt_models::run::RunOptions;
     use cpyrt_reference::type_version::{Config, Runtime, thread};
     use cpyrt_spec::type_version::Design as TvDesign;
     println!(
@@ -386,16 +388,39 @@ fn type_version_lines() {
         ns(hit2) / ns(walk2),
         ns(walk2)
     );
+    model_against_qsbr("type-version");
+}
+
+/// Seconds each side of the GIL-against-CPython comparison runs.
+const GIL_SECONDS: f64 = 3.0;
+
+/// The GIL: the reference against `python3` on the same hand-off workload
+/// (switches per second, wake-up latency, as ratios; skipped with a line
+/// saying so when `python3` is missing), then the GIL model's safety
+/// throughput at its default configuration against QSBR's, measured in the
+/// same run.
+fn gil_lines() {
+    print!("\n== ");
+    cpyrt_reference::gil::bench::compare_with_cpython(GIL_SECONDS);
+    model_against_qsbr("gil");
+}
+
+/// A model's safety throughput (unique states per second, base design, its
+/// default threads) against QSBR's, measured in the same run. Each model is
+/// checked `RUNS` times and its median time kept: one run lasts a fraction
+/// of a second, which a busy machine easily doubles.
+fn model_against_qsbr(name: &str) {
+    use cpyrt_models::registry::{DEFAULT_BOUNDS, find};
+    use cpyrt_models::run::RunOptions;
+    const RUNS: usize = 5;
+    println!("\n== {name} model against QSBR's, base design, default threads, safety only");
     let opts = RunOptions {
         skip_liveness: true,
         ..RunOptions::default()
     };
-    // Each model is checked RUNS times and its median time kept: one run
-    // lasts a fraction of a second, which a busy machine easily doubles.
-    const RUNS: usize = 5;
     let mut rates = Vec::new();
-    for name in ["qsbr", "type-version"] {
-        let mech = find(name).expect("registered");
+    for model in ["qsbr", name] {
+        let mech = find(model).expect("a registered model");
         let threads = mech.default_threads();
         let mut secs = Vec::new();
         let mut states = 0;
@@ -405,7 +430,7 @@ fn type_version_lines() {
                     states = r.unique_states;
                     secs.push(Duration::from_secs_f64(r.seconds.max(1e-9)));
                 }
-                Err(e) => println!("{name:<14} {threads} threads: {e}"),
+                Err(e) => println!("{model:<14} {threads} threads: {e}"),
             }
         }
         if secs.is_empty() {
@@ -414,18 +439,30 @@ fn type_version_lines() {
         let m = median(secs).as_secs_f64();
         let rate = states as f64 / m;
         println!(
-            "{name:<14} {threads} threads: {states:>9} unique states in {m:>6.3}s (median of {RUNS}), {rate:>9.0} states/s"
+            "{model:<14} {threads} threads: {states:>9} unique states in {m:>6.3}s (median of {RUNS}), {rate:>9.0} states/s"
         );
         rates.push(rate);
     }
     if let [q, t] = rates[..] {
-        println!("type-version model throughput: {:.2}x qsbr's rate", t / q);
+        println!("{name} model throughput: {:.2}x qsbr's rate", t / q);
     }
 }
+
+/// The sections `cargo xtask bench` runs; one of them alone when named.
+const SECTIONS: &[&str] = &["model", "reference", "models", "stw", "type-version", "gil"];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let only = args.first().map(String::as_str);
+    if let Some(o) = only
+        && !SECTIONS.contains(&o)
+    {
+        eprintln!(
+            "unknown bench section `{o}`; known: {}",
+            SECTIONS.join(", ")
+        );
+        std::process::exit(2);
+    }
     if only.is_none_or(|o| o == "model") {
         model_lines();
     }
@@ -440,5 +477,8 @@ fn main() {
     }
     if only.is_none_or(|o| o == "type-version") {
         type_version_lines();
+    }
+    if only.is_none_or(|o| o == "gil") {
+        gil_lines();
     }
 }

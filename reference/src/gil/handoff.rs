@@ -190,6 +190,7 @@ impl PyThread {
         let gil = rt.gil_of(ts);
         let design = rt.cfg.design;
         // Enter: if (_PyThreadState_MustExit(tstate)) hang.
+        rt.pass(t);
         let exit = rt.trace.step(|log| {
             let exit = rt.must_exit(ts);
             log.emit(Event::TakeEnter { thread: t, exit });
@@ -199,6 +200,7 @@ impl PyThread {
             return Taken::Hung;
         }
         rt.touch_interp(rt.tstates[ts as usize].interp, "the GIL");
+        rt.pass(t);
         let mut g = lock(&gil.mutex);
         self.emit(Event::Lock {
             thread: t,
@@ -208,6 +210,7 @@ impl PyThread {
         // Loop: while (locked) { timed wait; maybe request a drop }.
         while gil.locked.load(Ordering::Acquire) {
             let saved = g.switch_number;
+            rt.pass(t);
             rt.trace.step(|log| {
                 g.cond.enter(t);
                 log.emit(Event::Wait {
@@ -216,6 +219,13 @@ impl PyThread {
                 });
             });
             g = self.cond_wait(gil, g);
+            if let Some(gate) = &rt.gate {
+                // Woken: let the mutex go and re-take it when let through
+                // (the spec's Relock, then Lock).
+                drop(g);
+                gate.pass(t);
+                g = lock(&gil.mutex);
+            }
             // Relock: the mutex is ours again; decide under it.
             let after = rt.trace.step(|log| {
                 log.emit(Event::Lock {
@@ -238,6 +248,7 @@ impl PyThread {
                 AfterWait::Loop => {}
                 AfterWait::Request(holder) => {
                     // _Py_set_eval_breaker_bit(holder_tstate, DROP_REQUEST)
+                    rt.pass(t);
                     rt.trace.step(|log| {
                         rt.touch_interp(rt.tstates[holder as usize].interp, "a thread state");
                         rt.tstates[holder as usize]
@@ -255,12 +266,15 @@ impl PyThread {
         }
         if design.force_switching {
             // MUTEX_LOCK(gil->switch_mutex), still holding mutex.
+            rt.pass(t);
             let mut sw = lock(&gil.switch_mutex);
             self.emit(Event::Lock {
                 thread: t,
                 lock: gil.switch_id(),
             });
+            rt.pass(t);
             self.take_set(gil, &mut g, Some(&mut sw));
+            rt.pass(t);
             rt.trace.step(|log| {
                 log.emit(Event::Unlock {
                     thread: t,
@@ -270,9 +284,11 @@ impl PyThread {
             });
             gil.switch_cond.notify_all();
         } else {
+            rt.pass(t);
             self.take_set(gil, &mut g, None);
         }
         // Finish: the second must-exit check, then holds_gil = 1.
+        rt.pass(t);
         let exit = rt.trace.step(|log| {
             let exit = rt.must_exit(ts);
             if !exit {
@@ -283,6 +299,7 @@ impl PyThread {
             log.emit(Event::TakeDone { thread: t, exit });
             exit
         });
+        rt.pass(t);
         rt.trace.step(|log| {
             log.emit(Event::Unlock {
                 thread: t,
@@ -345,6 +362,12 @@ impl PyThread {
             if g.cond.wake[t as usize] != Wake::Waiting {
                 return g;
             }
+            if let Some(gate) = &self.rt.gate {
+                // Guided: no real timeouts; the driver expires the wait.
+                gate.check_abort();
+                (g, _) = wait_timeout(&gil.cond, g, super::gate::POLL);
+                continue;
+            }
             let timed_out;
             (g, timed_out) = wait_timeout(&gil.cond, g, gil.interval);
             if timed_out && g.cond.wake[t as usize] == Wake::Waiting {
@@ -365,6 +388,7 @@ impl PyThread {
         let gil_id = rt.gil_of(self.current.expect("in take_gil")).mutex_id();
         let design = rt.cfg.design;
         let clear = || {
+            rt.pass(t);
             rt.trace.step(|log| {
                 let cleared = holder.filter(|_| requested && design.exiting_waiter_clears_request);
                 if let Some(h) = cleared {
@@ -379,6 +403,7 @@ impl PyThread {
         if design.clear_request_before_unlock {
             clear();
         }
+        rt.pass(t);
         rt.trace.step(|log| {
             log.emit(Event::Unlock {
                 thread: t,
@@ -405,6 +430,7 @@ impl PyThread {
         let gil = rt.gil_of(ts);
         let design = rt.cfg.design;
         // Enter: the locked check; last_holder = tstate unless final.
+        rt.pass(t);
         rt.trace.step(|log| {
             if !gil.locked.load(Ordering::Acquire) {
                 panic!(
@@ -428,11 +454,13 @@ impl PyThread {
             rt.join_cond.notify_all();
         }
         // drop_gil_impl.
+        rt.pass(t);
         let mut g = lock(&gil.mutex);
         self.emit(Event::Lock {
             thread: t,
             lock: gil.mutex_id(),
         });
+        rt.pass(t);
         rt.trace.step(|log| {
             gil.holders.fetch_sub(1, Ordering::AcqRel);
             gil.locked.store(false, Ordering::Release);
@@ -445,6 +473,7 @@ impl PyThread {
             log.emit(Event::DropRelease { thread: t, woken });
         });
         gil.cond.notify_all();
+        rt.pass(t);
         rt.trace.step(|log| {
             log.emit(Event::Unlock {
                 thread: t,
@@ -458,6 +487,7 @@ impl PyThread {
         }
         // Tail: reads the thread state after the unlock. On a final release
         // the interpreter may be gone by now (gh-104341).
+        rt.pass(t);
         let requested = rt.trace.step(|log| {
             let wait = rt.tstates[ts as usize].drop_request.load(Ordering::Acquire);
             log.emit(Event::DropTail { thread: t, wait });
@@ -470,12 +500,15 @@ impl PyThread {
         if !requested {
             return;
         }
+        rt.pass(t);
         let mut sw = lock(&gil.switch_mutex);
         self.emit(Event::Lock {
             thread: t,
             lock: gil.switch_id(),
         });
-        // SwitchCheck: not switched yet => clear the bit and wait.
+        // SwitchCheck (one gate: when it does not wait, its event is the
+        // unlock below): not switched yet => clear the bit and wait.
+        rt.pass(t);
         let must_wait = rt.trace.step(|log| {
             if decode(gil.last_holder.load(Ordering::Acquire)) == Some(ts) {
                 rt.tstates[ts as usize]
@@ -493,12 +526,24 @@ impl PyThread {
         });
         if must_wait {
             while sw.leave(t).is_none() {
-                sw = wait(&gil.switch_cond, sw);
+                match &rt.gate {
+                    Some(gate) => {
+                        gate.check_abort();
+                        (sw, _) = wait_timeout(&gil.switch_cond, sw, super::gate::POLL);
+                    }
+                    None => sw = wait(&gil.switch_cond, sw),
+                }
+            }
+            if let Some(gate) = &rt.gate {
+                drop(sw);
+                gate.pass(t);
+                sw = lock(&gil.switch_mutex);
             }
             self.emit(Event::Lock {
                 thread: t,
                 lock: gil.switch_id(),
             });
+            rt.pass(t);
         }
         rt.trace.step(|log| {
             log.emit(Event::Unlock {

@@ -27,6 +27,14 @@
 //! bounded number of times; every placement of those calls is an
 //! interleaving the checker explores.
 //!
+//! # Guided runs
+//! [`Runtime::guided`] puts every thread behind a [`Gate`] it passes before
+//! each event it records, so a driver outside (the conformance suite's
+//! lock-step explorer) picks the interleaving event by event, ends timed
+//! waits itself, and makes the choices the spec leaves open (how long a
+//! `Run` segment lasts, whether the allocation hook runs). CPU-bound
+//! threads (`Compute`) run only guided.
+//!
 //! # Ghost checks
 //! The runtime asserts the spec's invariants where it can see them, and
 //! panics with the invariant's name: `mutual_exclusion` when a second
@@ -40,8 +48,11 @@
 
 #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
 pub mod bench;
+mod gate;
 mod handoff;
 mod program;
+
+pub use gate::{Aborted, Gate};
 
 pub use cpyrt_spec::gil::{Config, Design, Event, Op};
 pub use handoff::Gil;
@@ -112,12 +123,18 @@ pub struct Runtime {
     joined: Mutex<()>,
     join_cond: Condvar,
     trace: Recorder<Event>,
+    /// Lock-step control (see [`Gate`]); `None` on free-running threads.
+    gate: Option<std::sync::Arc<Gate>>,
 }
 
 impl Runtime {
     /// The runtime of `cfg` (validated), recording spec events when
     /// `trace`, with switch interval `interval` for `std` timed waits.
     pub fn new(cfg: &Config, interval: Duration, trace: bool) -> Result<Arc<Runtime>, String> {
+        Runtime::build(cfg, interval, trace).map(Arc::new)
+    }
+
+    fn build(cfg: &Config, interval: Duration, trace: bool) -> Result<Runtime, String> {
         cfg.validate()?;
         let mut gils = Vec::new();
         let mut interps = Vec::new();
@@ -167,7 +184,7 @@ impl Runtime {
                 }
             })
             .collect();
-        Ok(Arc::new(Runtime {
+        Ok(Runtime {
             cfg: cfg.clone(),
             gils,
             interps,
@@ -178,7 +195,30 @@ impl Runtime {
             joined: Mutex::new(()),
             join_cond: Condvar::new(),
             trace: Recorder::new(trace),
-        }))
+            gate: None,
+        })
+    }
+
+    /// A traced runtime of `cfg` whose threads step only when `gate` lets
+    /// them (see [`Gate`]): time passes only through
+    /// [`Runtime::expire_waiters`], a `Run` segment lasts until the gate
+    /// says leave, `Compute` and repeating programs run until the gate
+    /// aborts the run.
+    pub fn guided(cfg: &Config, gate: std::sync::Arc<Gate>) -> Result<Arc<Runtime>, String> {
+        let mut rt = Runtime::build(cfg, Duration::from_secs(3600), true)?;
+        rt.gate = Some(gate);
+        Ok(Arc::new(rt))
+    }
+
+    /// Waits at thread `t`'s gate, when the runtime is guided; true when
+    /// the gate chose the other branch.
+    fn pass(&self, t: u8) -> bool {
+        self.gate.as_ref().is_some_and(|gate| gate.pass(t))
+    }
+
+    /// Whether the runtime is guided.
+    fn guided_run(&self) -> bool {
+        self.gate.is_some()
     }
 
     /// The design the runtime follows.

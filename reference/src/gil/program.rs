@@ -91,7 +91,9 @@ impl PyThread {
         loop {
             if op == spec.program.len() {
                 match spec.repeat_from {
-                    Some(r) if rounds + 1 < limits.rounds => {
+                    // A guided run repeats until the gate aborts it, as the
+                    // spec's program does.
+                    Some(r) if rounds + 1 < limits.rounds || self.rt.guided_run() => {
                         rounds += 1;
                         op = r as usize;
                     }
@@ -128,6 +130,20 @@ impl PyThread {
         };
         match op {
             Op::Take => return hung(self.take_gil()),
+            Op::Run if rt.guided_run() => {
+                // Guided: each eval-breaker check that finds the drop
+                // request is one step, and the gate says when the segment
+                // ends (a check that finds nothing records nothing).
+                loop {
+                    if rt.pass(t) {
+                        self.emit(Event::Leave { thread: t });
+                        break;
+                    }
+                    if let Some(Taken::Hung) = self.eval_breaker_check() {
+                        return Outcome::Hung;
+                    }
+                }
+            }
             Op::Run => {
                 // The shared instruction loop: an eval-breaker check before
                 // each instruction.
@@ -137,7 +153,23 @@ impl PyThread {
                 }
                 self.emit(Event::Leave { thread: t });
             }
-            Op::Compute => panic!("Compute never ends; a reference program uses Run"),
+            Op::Compute => {
+                // A CPU-bound thread: eval-breaker checks forever. Only a
+                // guided run, which lets each check through when the spec
+                // has it find the drop request, and aborts the run at its
+                // end, can drive it.
+                let Some(gate) = rt.gate.clone() else {
+                    panic!(
+                        "Compute never ends; a free-running program uses Run (scenario::finite)"
+                    );
+                };
+                loop {
+                    gate.pass(t);
+                    if let Some(Taken::Hung) = self.eval_breaker_check() {
+                        return Outcome::Hung;
+                    }
+                }
+            }
             Op::Drop => self.drop_gil(false),
             Op::Exit => {
                 // _PyThreadState_DeleteCurrent: the final release, then the
@@ -159,6 +191,7 @@ impl PyThread {
                             || th.done.load(Ordering::Acquire)
                     })
                 };
+                rt.pass(t);
                 let mut g = lock(&rt.joined);
                 while !all_done() {
                     g = wait(&rt.join_cond, g);
@@ -169,6 +202,7 @@ impl PyThread {
             Op::Finalize => {
                 let ts = self.current.expect("Finalize needs a thread state");
                 let interp = rt.tstates[ts as usize].interp;
+                rt.pass(t);
                 rt.trace.step(|log| {
                     rt.interps[interp as usize]
                         .finalizing
@@ -177,6 +211,7 @@ impl PyThread {
                 });
             }
             Op::DeleteInterp(interp) => {
+                rt.pass(t);
                 rt.trace.step(|log| {
                     rt.interps[interp as usize]
                         .deleted
@@ -190,6 +225,7 @@ impl PyThread {
                 let Some(head) = self.head_lock(&rt) else {
                     return Outcome::SelfBlocked;
                 };
+                rt.pass(t);
                 self.emit(Event::RemoveTstate {
                     thread: t,
                     tstate: ts,
@@ -204,6 +240,7 @@ impl PyThread {
                     rt.cfg.shared_main_tstate
                 }
                 .expect("BindMain needs a main-interpreter thread state");
+                rt.pass(t);
                 rt.trace.step(|log| {
                     let before = rt.tstates[ts as usize]
                         .bound
@@ -218,6 +255,7 @@ impl PyThread {
             }
             Op::Unbind => {
                 let ts = self.current.expect("Unbind needs a bound thread state");
+                rt.pass(t);
                 rt.trace.step(|log| {
                     rt.tstates[ts as usize]
                         .bound
@@ -243,7 +281,7 @@ impl PyThread {
             spec.gilstate_tstate
         }
         .expect("NewTstate needs a thread-state slot");
-        let hook = rt.cfg.alloc_hook && !self.in_hook && spec.hook_tstate.is_some();
+        let hookable = rt.cfg.alloc_hook && !self.in_hook && spec.hook_tstate.is_some();
         let early = rt.cfg.design.alloc_before_head_lock;
         let mut head = None;
         if !early {
@@ -252,7 +290,9 @@ impl PyThread {
                 None => return Outcome::SelfBlocked,
             }
         }
-        // alloc_threadstate(): PyMem_RawCalloc, whose hook runs here.
+        // alloc_threadstate(): PyMem_RawCalloc, whose hook runs here (a
+        // guided run may say this allocation is one the hook lets pass).
+        let hook = !rt.pass(t) && hookable;
         self.emit(Event::Alloc { thread: t, hook });
         if hook {
             match self.run_hook(limits) {
@@ -267,6 +307,7 @@ impl PyThread {
                 None => return Outcome::SelfBlocked,
             },
         };
+        rt.pass(t);
         rt.trace.step(|log| {
             rt.tstates[slot as usize]
                 .bound
@@ -304,6 +345,7 @@ impl PyThread {
         if rt.head_owner.load(Ordering::Acquire) == super::encode(Some(self.id)) {
             return None;
         }
+        rt.pass(self.id);
         let guard = lock(&rt.head);
         rt.head_owner
             .store(super::encode(Some(self.id)), Ordering::Release);
@@ -315,6 +357,7 @@ impl PyThread {
     }
 
     fn head_unlock(&self, rt: &super::Runtime, guard: MutexGuard<'_, ()>) {
+        rt.pass(self.id);
         rt.trace.step(|log| {
             log.emit(Event::Unlock {
                 thread: self.id,
