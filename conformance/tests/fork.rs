@@ -407,7 +407,10 @@ fn model_counterexamples_are_spec_traces_the_shipped_design_refuses() {
         ..RunOptions::default()
     };
     for (variant, property) in [
-        ("handles-marked-late", "child_dead_handles_marked_before_code"),
+        (
+            "handles-marked-late",
+            "child_dead_handles_marked_before_code",
+        ),
         ("head-unlocked-across-fork", "child_lists_consistent"),
         ("no-stop-the-world", "child_no_dead_qsbr_seq"),
     ] {

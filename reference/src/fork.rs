@@ -319,7 +319,11 @@ struct QsbrLink(Option<(Arc<Domain>, usize)>);
 
 impl std::fmt::Debug for QsbrLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "QsbrLink(forker slot {:?})", self.0.as_ref().map(|x| x.1))
+        write!(
+            f,
+            "QsbrLink(forker slot {:?})",
+            self.0.as_ref().map(|x| x.1)
+        )
     }
 }
 
@@ -654,12 +658,9 @@ impl Runtime {
         // SAFETY: HEAD_LOCK is held by the caller.
         let l = self.lists.with(|l| unsafe { &*l });
         for t in l.threads.iter().filter(|t| t.token != me) {
-            let _ = t.state.compare_exchange(
-                SUSPENDED,
-                DETACHED,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            );
+            let _ =
+                t.state
+                    .compare_exchange(SUSPENDED, DETACHED, Ordering::SeqCst, Ordering::SeqCst);
         }
         self.pause_mutex.unlock(me);
         e.emit(event);

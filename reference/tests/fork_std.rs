@@ -24,8 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cpyrt_reference::fork::{
-    Forked, HandleState, JoinError, Options, Repairs, Runtime, ThreadCtx, ThreadHandle,
-    exit_child,
+    Forked, HandleState, JoinError, Options, Repairs, Runtime, ThreadCtx, ThreadHandle, exit_child,
 };
 use cpyrt_reference::qsbr::{Config, Domain, Published, QsbrThread, Reclaim};
 
@@ -452,7 +451,10 @@ fn fork_with_attached_reader(after_fork: bool) -> i32 {
     let cell = Arc::new(Published::new(&domain, Counted(Arc::clone(&drops))));
     let mut qmain = main.blocking(|| Domain::register(&domain, 0));
     main.rt.use_qsbr(&domain, qmain.slot_index());
-    let (inside, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (inside, stop) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
     let reader = {
         let (domain, cell, inside, stop) = (
             Arc::clone(&domain),

@@ -281,6 +281,110 @@ fn stw_lines() {
     }
 }
 
+/// Fork: the fork model's safety throughput at its default configuration
+/// as a ratio against QSBR's (same run, same options as the `models`
+/// lines), and the child's after-fork work in the reference (from
+/// `fork()`'s return in the child to the world restarted and the import
+/// lock released, timed in the child and sent back through a pipe) with
+/// 1, 4 and 16 worker threads running an eval loop at the fork, as ratios
+/// against the 1-worker time. The reference has no thread cap (a runtime
+/// hands out 64-bit tokens; only traced runs are bounded by the spec's
+/// thread count).
+#[cfg(unix)]
+fn fork_lines() {
+    use cpyrt_models::registry::{DEFAULT_BOUNDS, find};
+    use cpyrt_models::run::RunOptions;
+    use cpyrt_reference::fork::{Channel, Forked, Runtime, ThreadHandle, exit_child, wait_child};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    println!("\n== fork model, base design, default threads, safety only");
+    let opts = RunOptions {
+        skip_liveness: true,
+        ..RunOptions::default()
+    };
+    let mut rates = Vec::new();
+    for name in ["qsbr", "fork"] {
+        let mech = find(name).expect("registered");
+        let threads = mech.default_threads();
+        match mech.check("base", threads, DEFAULT_BOUNDS, &opts, &mut |_| {}) {
+            Ok(r) => {
+                let rate = r.unique_states as f64 / r.seconds.max(1e-9);
+                rates.push(rate);
+                println!(
+                    "{name:<6} {threads} threads: {:>9} unique states in {:>6.2}s, {:>9.0} states/s ({:.2}x qsbr's rate)",
+                    r.unique_states,
+                    r.seconds,
+                    rate,
+                    rate / rates[0]
+                );
+            }
+            Err(e) => println!("{name:<6} {threads} threads: {e}"),
+        }
+    }
+    const FORKS: usize = 15;
+    println!(
+        "\n== fork reference, the child's after-fork handler, median of {FORKS} forks per setting"
+    );
+    let mut first = None;
+    for workers in [1usize, 4, 16] {
+        let mut times = Vec::with_capacity(FORKS);
+        for _ in 0..FORKS {
+            let main = Runtime::start();
+            let stop = Arc::new(AtomicBool::new(false));
+            let laps: Arc<Vec<AtomicU64>> =
+                Arc::new((0..workers).map(|_| AtomicU64::new(0)).collect());
+            let handles: Vec<ThreadHandle> = (0..workers)
+                .map(|w| {
+                    let h = ThreadHandle::new(&main);
+                    let (stop, laps) = (Arc::clone(&stop), Arc::clone(&laps));
+                    h.start(&main, move |ctx| {
+                        let mut x = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            for i in 0..64 {
+                                x = black_box(x.wrapping_mul(31).wrapping_add(i));
+                            }
+                            ctx.eval_breaker();
+                            laps[w].fetch_add(1, Ordering::Relaxed);
+                        }
+                    })
+                    .expect("a new handle starts");
+                    h
+                })
+                .collect();
+            // Every worker is running its loop when the fork comes.
+            while laps.iter().any(|l| l.load(Ordering::Relaxed) < 2) {
+                main.eval_breaker();
+                std::thread::yield_now();
+            }
+            let channel = Channel::new().expect("pipe");
+            match main.rt.fork(&main).expect("fork") {
+                Forked::Child(repairs) => {
+                    channel.send(&(repairs.handler_time.as_nanos() as u64).to_le_bytes());
+                    exit_child(0);
+                }
+                Forked::Parent { pid } => {
+                    let msg = channel.receive();
+                    let code = wait_child(pid, Duration::from_secs(30)).expect("the child exits");
+                    assert_eq!(code, 0, "child exit status");
+                    let ns = u64::from_le_bytes(msg.try_into().expect("8 bytes from the child"));
+                    times.push(Duration::from_nanos(ns));
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            for h in &handles {
+                h.join(&main).expect("worker joins");
+            }
+        }
+        let m = median(times);
+        let base = *first.get_or_insert(m);
+        println!(
+            "{workers:>2} running worker(s): {:.1} us in the child's handler ({:.2}x the 1-worker time)",
+            m.as_secs_f64() * 1e6,
+            m.as_secs_f64() / base.as_secs_f64()
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let only = args.first().map(String::as_str);
@@ -295,5 +399,9 @@ fn main() {
     }
     if only.is_none_or(|o| o == "stw") {
         stw_lines();
+    }
+    #[cfg(unix)]
+    if only.is_none_or(|o| o == "fork") {
+        fork_lines();
     }
 }

@@ -96,7 +96,10 @@ pub fn wait_child(pid: i32, limit: Duration) -> Result<i32, String> {
     if libc::WIFEXITED(status) {
         Ok(libc::WEXITSTATUS(status))
     } else if libc::WIFSIGNALED(status) {
-        Err(format!("the child was killed by signal {}", libc::WTERMSIG(status)))
+        Err(format!(
+            "the child was killed by signal {}",
+            libc::WTERMSIG(status)
+        ))
     } else {
         Err(format!("the child ended with wait status {status:#x}"))
     }

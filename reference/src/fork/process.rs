@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{ATTACHED, BeforeStep, ChildStep, Event, HandleState, ParentStep, Runtime, ThreadCtx, Token};
+use super::{
+    ATTACHED, BeforeStep, ChildStep, Event, HandleState, ParentStep, Runtime, ThreadCtx, Token,
+};
 use crate::primitive::sync::atomic::Ordering;
 use crate::primitive::sync::lock;
 use crate::primitive::thread::yield_now;
