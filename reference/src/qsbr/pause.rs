@@ -100,15 +100,14 @@ impl Pause {
         Stopped { pause: self }
     }
 
-    /// The eval-breaker bit: a pause wants attached threads to park.
     /// After `fork()`, in the child: only the forker survives, so the
     /// count of attached threads is its own (`attached`, 0 or 1).
-    #[cfg(all(unix, not(any(cpyrt_loom, cpyrt_shuttle))))]
     pub(crate) fn after_fork(&self, attached: usize) {
         let mut state = lock(&self.state);
         state.attached = attached;
     }
 
+    /// The eval-breaker bit: a pause wants attached threads to park.
     #[inline]
     pub(crate) fn requested(&self) -> bool {
         self.requested.load(Ordering::Relaxed)
