@@ -34,16 +34,43 @@
 //!   `_PyEval_ReInitThreads` has nothing to do.
 //! - QSBR is not part of the runtime: a program uses a `qsbr::Domain` next
 //!   to it and attaches to it only while attached here, as CPython's
-//!   `detach_thread` detaches QSBR first. The pause before `fork()` then
-//!   leaves every other thread's QSBR slot OFFLINE, which is what lets the
-//!   child reclaim; `_Py_qsbr_after_fork` (freeing dead threads' slots and
-//!   re-initialising the domain's mutex) is not implemented, so dead
-//!   slots stay allocated and a domain mutex held across a blocking call
-//!   at the fork would stay held.
+//!   `detach_thread` detaches QSBR first. [`Runtime::use_qsbr`] names the
+//!   domain and the forker's QSBR thread; the child's handler then runs
+//!   `_Py_qsbr_after_fork` on it ([`crate::qsbr::Domain::after_fork`]).
+//!   [`Options::qsbr_after_fork`] off is the broken twin without it.
 //! - Only thread 0 of a runtime forks (the spec's forker), and only once.
-//! - No event recording: the spec's fork events name the steps of one
-//!   thread in one process, and the test checks the spec's invariants on
-//!   the child directly ([`Runtime::check_child`]).
+//!
+//! # Events
+//! With [`Options::trace`] on, the runtime records the events of
+//! `cpyrt_spec::fork` through a [`Recorder`]: each event's instructions
+//! run inside one recorder step, taken after any lock the step needs (so
+//! the step itself never blocks), and a run's log replays with
+//! `cpyrt_spec::replay::<Fork>` under the spec configuration of the same
+//! thread count with the GIL disabled and `Design::CPYTHON`. Spec thread
+//! indices are the handles' creation order: the main thread is 0, the
+//! first [`ThreadHandle::new`] is 1, and so on; a thread records as its
+//! handle's index. The spec creates every handle up front, so a traced
+//! program creates its handles before it starts anything, and no more
+//! of them than the configuration has threads.
+//!
+//! Where the process cannot do a spec step as one instruction, the event
+//! is recorded where the code corresponds to it:
+//! - `fork()` itself runs inside the recorder's step, and each process
+//!   appends `Fork` with the side it is on. The recorder's lock is held
+//!   across `fork()`, so no other thread is half-way through a step when
+//!   memory is copied, and the child, which inherits the lock held by its
+//!   only thread, releases it as the step ends. The child's log is a copy
+//!   of the parent's up to the fork; the child sends it back to the
+//!   parent through a [`Channel`].
+//! - `Join` is recorded after the OS join returns, as the spec folds the
+//!   once-flag's join into one step (the OS thread has set
+//!   `thread_is_exiting` and has nothing left to do but return).
+//! - Dropping a [`ThreadHandle`] has no event: the spec's `DropHandle` and
+//!   `Gc` (a handle object that becomes garbage and is collected later)
+//!   have no counterpart in a runtime whose handle objects are freed when
+//!   dropped, so traced programs keep their handles until the log is taken.
+//! - Waiting for a lock, a pause or a thread is never an event: the spec's
+//!   waiting thread simply takes no step.
 //!
 //! # Properties
 //! [`Runtime::check_child`] evaluates, on the live child, the spec's
@@ -62,11 +89,38 @@ use std::cell::Cell;
 use crate::primitive::cell::UnsafeCell;
 use crate::primitive::sync::Arc;
 use crate::primitive::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::primitive::sync::{Mutex, lock};
 use crate::primitive::thread::yield_now;
+use crate::qsbr::Domain;
+use crate::trace::Recorder;
 
+pub use cpyrt_spec::fork::Event;
+use cpyrt_spec::fork::{BeforeStep, ChildStep, ParentStep, Process};
+
+mod channel;
 mod handle;
 
+pub use channel::{Channel, exit_child, wait_child};
 pub use handle::{HandleState, JoinError, StartError, ThreadHandle};
+
+/// How a runtime is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Record the spec's events (see the module doc).
+    pub trace: bool,
+    /// The child's handler runs `_Py_qsbr_after_fork` on the domain named
+    /// by [`Runtime::use_qsbr`]. Off: the broken twin that leaves dead
+    /// threads' QSBR slots as they were copied.
+    pub qsbr_after_fork: bool,
+}
+
+impl Options {
+    /// CPython's design, tracing off.
+    pub const CPYTHON: Options = Options {
+        trace: false,
+        qsbr_after_fork: true,
+    };
+}
 
 /// The runtime's name for a thread: 1 for the main thread, then one per
 /// started thread. 0 means "unlocked" in a lock word.
@@ -198,6 +252,8 @@ pub const SUSPENDED: u32 = 2;
 #[derive(Debug)]
 pub struct ThreadState {
     pub token: Token,
+    /// The spec thread index its events name (see the module doc).
+    pub index: u8,
     /// DETACHED, ATTACHED or SUSPENDED.
     state: AtomicU32,
     /// `_PY_EVAL_PLEASE_STOP_BIT`.
@@ -205,9 +261,10 @@ pub struct ThreadState {
 }
 
 impl ThreadState {
-    fn new(token: Token, state: u32) -> Arc<ThreadState> {
+    fn new(token: Token, index: u8, state: u32) -> Arc<ThreadState> {
         Arc::new(ThreadState {
             token,
+            index,
             state: AtomicU32::new(state),
             please_stop: AtomicBool::new(false),
         })
@@ -247,6 +304,27 @@ pub struct Runtime {
     /// The first token handed out after the fork: in the child, threads
     /// with a token at or above it were started there.
     fork_watermark: AtomicU64,
+    /// The spec index of the next handle ([`ThreadHandle::new`]).
+    next_index: AtomicU32,
+    rec: Recorder<Event>,
+    qsbr_after_fork: bool,
+    /// The domain `_Py_qsbr_after_fork` repairs in the child, with the
+    /// forker's slot.
+    qsbr: Mutex<QsbrLink>,
+}
+
+/// The domain and the forker's slot `_Py_qsbr_after_fork` works on.
+#[derive(Clone, Default)]
+struct QsbrLink(Option<(Arc<Domain>, usize)>);
+
+impl std::fmt::Debug for QsbrLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "QsbrLink(forker slot {:?})",
+            self.0.as_ref().map(|x| x.1)
+        )
+    }
 }
 
 // SAFETY: `lists` is only accessed while holding `head` (see `with_lists`);
@@ -268,18 +346,31 @@ impl ThreadCtx {
         self.ts.token
     }
 
+    /// The spec thread index this thread's events name.
+    pub fn index(&self) -> u8 {
+        self.ts.index
+    }
+
     /// `_PyThreadState_Attach`: DETACHED to ATTACHED; a SUSPENDED thread
     /// waits until the world restarts (`tstate_wait_attach`).
     pub fn attach(&self) {
+        let thread = self.index();
         loop {
             // SeqCst: the requester's CAS DETACHED->SUSPENDED and ours are
             // ordered; whichever wins, the other sees it.
-            match self.ts.state.compare_exchange(
-                DETACHED,
-                ATTACHED,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
+            let r = self.rt.rec.step(|e| {
+                let r = self.ts.state.compare_exchange(
+                    DETACHED,
+                    ATTACHED,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+                if r.is_ok() {
+                    e.emit(Event::Attach { thread });
+                }
+                r
+            });
+            match r {
                 Ok(_) => return,
                 Err(s) => {
                     assert_eq!(s, SUSPENDED, "attach of an attached thread");
@@ -292,15 +383,41 @@ impl ThreadCtx {
     /// `_PyThreadState_Detach`.
     pub fn detach(&self) {
         assert_eq!(self.ts.state(), ATTACHED, "detach of a detached thread");
-        self.ts.state.store(DETACHED, Ordering::SeqCst);
+        let thread = self.index();
+        self.rt.rec.step(|e| {
+            self.ts.state.store(DETACHED, Ordering::SeqCst);
+            e.emit(Event::Detach { thread });
+        });
     }
 
     /// `_Py_HandlePending`: a safe point. An attached thread asked to stop
-    /// suspends itself and waits for the world to restart.
+    /// runs `_PyThreadState_Suspend`: under `HEAD_LOCK` it finds the pause
+    /// that asked, SUSPENDED if one is still requested, DETACHED if it is
+    /// over (the bit can outlive the pause when the thread detached in
+    /// between and was parked), then attaches again, waiting out the
+    /// pause.
     pub fn eval_breaker(&self) {
-        if self.ts.please_stop.swap(false, Ordering::SeqCst) {
+        if !self.ts.please_stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let (me, thread) = (self.token(), self.index());
+        self.rt.head.lock(me);
+        let handled = self.rt.rec.step(|e| {
+            if !self.ts.please_stop.swap(false, Ordering::SeqCst) {
+                return false;
+            }
             assert_eq!(self.ts.state(), ATTACHED);
-            self.ts.state.store(SUSPENDED, Ordering::SeqCst);
+            let to = if self.rt.pause_requested.load(Ordering::SeqCst) {
+                SUSPENDED
+            } else {
+                DETACHED
+            };
+            self.ts.state.store(to, Ordering::SeqCst);
+            e.emit(Event::Suspend { thread });
+            true
+        });
+        self.rt.head.unlock(me);
+        if handled {
             self.attach();
         }
     }
@@ -315,8 +432,14 @@ impl ThreadCtx {
 }
 
 impl Runtime {
-    /// Starts a runtime: its main thread, attached, is the caller.
+    /// Starts a runtime with [`Options::CPYTHON`]: its main thread,
+    /// attached, is the caller.
     pub fn start() -> ThreadCtx {
+        Runtime::start_with(Options::CPYTHON)
+    }
+
+    /// Starts a runtime built as `opts` says.
+    pub fn start_with(opts: Options) -> ThreadCtx {
         let rt = Arc::new(Runtime {
             head: RtMutex::new(),
             lists: UnsafeCell::new(Lists::default()),
@@ -328,11 +451,32 @@ impl Runtime {
             main_thread: AtomicU64::new(MAIN),
             forked: AtomicBool::new(false),
             fork_watermark: AtomicU64::new(u64::MAX),
+            next_index: AtomicU32::new(1),
+            rec: Recorder::new(opts.trace),
+            qsbr_after_fork: opts.qsbr_after_fork,
+            qsbr: Mutex::new(QsbrLink::default()),
         });
         CURRENT.with(|c| c.set(MAIN));
-        let ts = ThreadState::new(MAIN, ATTACHED);
+        let ts = ThreadState::new(MAIN, 0, ATTACHED);
         rt.with_lists(MAIN, |l| l.threads.push(Arc::clone(&ts)));
         ThreadCtx { rt, ts }
+    }
+
+    /// The event recorder.
+    pub fn trace(&self) -> &Recorder<Event> {
+        &self.rec
+    }
+
+    /// Takes the events recorded so far (empty when tracing is off).
+    pub fn take_trace(&self) -> Vec<Event> {
+        self.rec.take()
+    }
+
+    /// Names the QSBR domain the child's handler repairs
+    /// (`_Py_qsbr_after_fork`) and the forker's slot in it
+    /// ([`crate::qsbr::QsbrThread::slot_index`]).
+    pub fn use_qsbr(&self, domain: &Arc<Domain>, forker_slot: usize) {
+        *lock(&self.qsbr) = QsbrLink(Some((Arc::clone(domain), forker_slot)));
     }
 
     /// `HEAD_LOCK`.
@@ -364,37 +508,116 @@ impl Runtime {
         self.with_lists(me, |l| l.threads.iter().map(|t| t.token).collect())
     }
 
-    /// `new_threadstate` under `HEAD_LOCK`; SUSPENDED if a pause is on.
-    fn new_thread_state(&self, me: Token) -> Arc<ThreadState> {
-        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        self.with_lists(me, |l| {
-            let state = if self.pause_requested.load(Ordering::SeqCst) {
-                SUSPENDED
-            } else {
-                DETACHED
-            };
-            let ts = ThreadState::new(token, state);
-            l.threads.push(Arc::clone(&ts));
-            ts
-        })
-    }
-
-    /// `tstate_delete_common`: unlink under `HEAD_LOCK`.
-    fn delete_thread_state(&self, me: Token) {
-        self.with_lists(me, |l| l.threads.retain(|t| t.token != me));
-    }
-
-    /// `_PyEval_StopTheWorldAll`: every other listed thread ends up
-    /// SUSPENDED; the requester stays attached. Returns with the pause's
-    /// mutex held.
-    pub fn stop_the_world(&self, ctx: &ThreadCtx) {
+    /// Takes `lock` for `ctx`'s thread, attached, checking the eval
+    /// breaker between attempts (a thread waiting for a lock can still be
+    /// asked to stop). The acquisition and `event` are one step.
+    fn lock_attached(&self, ctx: &ThreadCtx, lock: &RtMutex, event: Event) {
         let me = ctx.token();
-        self.pause_mutex.lock(me);
-        self.pause_requested.store(true, Ordering::SeqCst);
+        assert_ne!(lock.owner(), Some(me), "RtMutex is not recursive");
+        loop {
+            let took = self.rec.step(|e| {
+                // Acquire: pairs with the owner's Release in `unlock`.
+                let ok = lock
+                    .owner
+                    .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok();
+                if ok {
+                    e.emit(event);
+                }
+                ok
+            });
+            if took {
+                return;
+            }
+            ctx.eval_breaker();
+            yield_now();
+        }
+    }
+
+    /// `_PyImport_AcquireLock` from Python code, one level deep (the
+    /// spec's workers and the child's forker), recorded.
+    pub fn import_acquire(&self, ctx: &ThreadCtx) {
+        self.lock_attached(
+            ctx,
+            &self.import.lock,
+            Event::ImportAcquire {
+                thread: ctx.index(),
+            },
+        );
+        self.import.level.store(1, Ordering::Relaxed);
+    }
+
+    /// `_PyImport_ReleaseLock` of [`Runtime::import_acquire`], recorded.
+    pub fn import_release(&self, ctx: &ThreadCtx) {
+        let thread = ctx.index();
+        self.rec.step(|e| {
+            self.import.release(ctx.token());
+            e.emit(Event::ImportRelease { thread });
+        });
+    }
+
+    /// Locks [`Runtime::runtime_mutex`], recorded.
+    pub fn mutex_lock(&self, ctx: &ThreadCtx) {
+        let event = Event::MutexLock {
+            thread: ctx.index(),
+        };
+        self.lock_attached(ctx, &self.runtime_mutex, event);
+    }
+
+    /// Unlocks [`Runtime::runtime_mutex`], recorded.
+    pub fn mutex_unlock(&self, ctx: &ThreadCtx) {
+        let thread = ctx.index();
+        self.rec.step(|e| {
+            self.runtime_mutex.unlock(ctx.token());
+            e.emit(Event::MutexUnlock { thread });
+        });
+    }
+
+    /// `tstate_delete_common` from `_PyThreadState_DeleteCurrent`, with
+    /// the thread attached: unlinked under `HEAD_LOCK` in one step (the
+    /// spec's `ExitStart`), so no pause sees it half-way.
+    fn delete_current(&self, ctx: &ThreadCtx) {
+        let (me, thread) = (ctx.token(), ctx.index());
+        assert_eq!(ctx.ts.state(), ATTACHED, "a thread exits attached");
+        self.head.lock(me);
+        self.rec.step(|e| {
+            ctx.ts.state.store(DETACHED, Ordering::SeqCst);
+            // SAFETY: HEAD_LOCK is held: no other access to the lists.
+            self.lists
+                .with_mut(|l| unsafe { &mut *l }.threads.retain(|t| t.token != me));
+            e.emit(Event::ExitStart { thread });
+        });
+        self.head.unlock(me);
+    }
+
+    /// An interpreter pause (`_PyEval_StopTheWorld`, a free-threaded GC):
+    /// every other listed thread ends up SUSPENDED; the requester stays
+    /// attached. Returns with the pause's mutex held. The spec lets thread
+    /// 1 run it in the parent and the forker in the child.
+    pub fn stop_the_world(&self, ctx: &ThreadCtx) {
+        self.stop_world(ctx, false);
+    }
+
+    /// `stop_the_world` of the global pause (`global`) or the
+    /// interpreter's: the pause's mutex (one for both pauses, which
+    /// exclude each other), the request with its first park, then polls
+    /// until every other listed thread is SUSPENDED. A poll that parks
+    /// nothing and finds some thread still running is the spec's waiting
+    /// requester, which takes no step: it is not recorded.
+    fn stop_world(&self, ctx: &ThreadCtx, global: bool) {
+        let (me, thread) = (ctx.token(), ctx.index());
+        self.lock_attached(ctx, &self.pause_mutex, Event::PauseLock { thread, global });
+        let mut first = true;
         loop {
             // park_detached_threads under HEAD_LOCK.
-            let all = self.with_lists(me, |l| {
-                let mut all = true;
+            self.head.lock(me);
+            let all = self.rec.step(|e| {
+                if first {
+                    self.pause_requested.store(true, Ordering::SeqCst);
+                }
+                // SAFETY: HEAD_LOCK is held: no other access to the lists.
+                let l = self.lists.with(|l| unsafe { &*l });
+                let (mut all, mut parked) = (true, false);
                 for t in l.threads.iter().filter(|t| t.token != me) {
                     match t.state.compare_exchange(
                         DETACHED,
@@ -402,15 +625,23 @@ impl Runtime {
                         Ordering::SeqCst,
                         Ordering::SeqCst,
                     ) {
-                        Ok(_) | Err(SUSPENDED) => {}
+                        Ok(_) => parked = true,
+                        Err(SUSPENDED) => {}
                         Err(_) => {
                             t.please_stop.store(true, Ordering::SeqCst);
                             all = false;
                         }
                     }
                 }
+                if first {
+                    e.emit(Event::PauseRequest { thread, global });
+                } else if parked || all {
+                    e.emit(Event::PausePoll { thread, global });
+                }
                 all
             });
+            self.head.unlock(me);
+            first = false;
             if all {
                 return;
             }
@@ -419,26 +650,46 @@ impl Runtime {
         }
     }
 
-    /// `_PyEval_StartTheWorldAll`: SUSPENDED threads back to DETACHED, the
-    /// pause's mutex released.
-    pub fn start_the_world(&self, ctx: &ThreadCtx) {
-        let me = ctx.token();
-        assert_eq!(self.pause_mutex.owner(), Some(me), "start without stop");
-        self.with_lists(me, |l| {
-            self.pause_requested.store(false, Ordering::SeqCst);
-            for t in l.threads.iter().filter(|t| t.token != me) {
-                let _ = t.state.compare_exchange(
-                    SUSPENDED,
-                    DETACHED,
-                    Ordering::SeqCst,
-                    Ordering::SeqCst,
-                );
-            }
-        });
+    /// SUSPENDED threads back to DETACHED, the pause over and its mutex
+    /// released, as one step recording `event`. The caller holds
+    /// `HEAD_LOCK`.
+    fn restart_world(&self, me: Token, e: &mut crate::trace::Emit<'_, Event>, event: Event) {
+        self.pause_requested.store(false, Ordering::SeqCst);
+        // SAFETY: HEAD_LOCK is held by the caller.
+        let l = self.lists.with(|l| unsafe { &*l });
+        for t in l.threads.iter().filter(|t| t.token != me) {
+            let _ =
+                t.state
+                    .compare_exchange(SUSPENDED, DETACHED, Ordering::SeqCst, Ordering::SeqCst);
+        }
         self.pause_mutex.unlock(me);
+        e.emit(event);
+    }
+
+    /// `_PyEval_StartTheWorld` of an interpreter pause: SUSPENDED threads
+    /// back to DETACHED, the pause's mutex released.
+    pub fn start_the_world(&self, ctx: &ThreadCtx) {
+        let (me, thread) = (ctx.token(), ctx.index());
+        assert_eq!(self.pause_mutex.owner(), Some(me), "start without stop");
+        self.head.lock(me);
+        self.rec
+            .step(|e| self.restart_world(me, e, Event::PauseStart { thread }));
+        self.head.unlock(me);
     }
 }
 
 mod process;
 
 pub use process::{Forked, Repairs};
+
+/// The spec's `Fork` event for the side `fork()` returned on.
+fn fork_event(child: bool) -> Event {
+    Event::Fork {
+        thread: 0,
+        follow: if child {
+            Process::Child
+        } else {
+            Process::Parent
+        },
+    }
+}

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cpyrt_reference::fork::{
-    Forked, HandleState, JoinError, Repairs, Runtime, ThreadCtx, ThreadHandle,
+    Forked, HandleState, JoinError, Options, Repairs, Runtime, ThreadCtx, ThreadHandle, exit_child,
 };
 use cpyrt_reference::qsbr::{Config, Domain, Published, QsbrThread, Reclaim};
 
@@ -396,4 +396,147 @@ fn describe(status: i32) -> String {
     } else {
         format!("wait status {status:#x}")
     }
+}
+
+/// Set in the re-executed process of [`qsbr_after_fork_releases_dead_slots`].
+const QSBR_ENV: &str = "CPYRT_FORK_QSBR_SCENARIO";
+const QSBR_PASSED: &str = "qsbr scenario: the child reclaims with _Py_qsbr_after_fork, not without";
+
+/// `_Py_qsbr_after_fork` in a real child: a thread of the parent is
+/// attached to the QSBR domain, inside a read section, when the main
+/// thread forks (it belongs to no runtime, so the pause before the fork
+/// does not detach it). In the child with `Domain::after_fork` its slot
+/// is released and a reclamation completes; in the twin without it
+/// (`Options::qsbr_after_fork` off) the dead slot's sequence holds
+/// `rd_seq` back and the same reclamation never completes.
+#[test]
+fn qsbr_after_fork_releases_dead_slots() {
+    if std::env::var_os(QSBR_ENV).is_some() {
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "qsbr_scenario",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(QSBR_ENV, "1")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains(QSBR_PASSED),
+        "qsbr scenario failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+}
+
+/// One fork with a parent thread attached to the domain at the fork.
+/// Returns the child's exit status: 0 if its reclamation completed, 1 if
+/// not, 2 if `_Py_qsbr_after_fork` released no slot although it ran.
+fn fork_with_attached_reader(after_fork: bool) -> i32 {
+    let main = Runtime::start_with(Options {
+        qsbr_after_fork: after_fork,
+        ..Options::CPYTHON
+    });
+    let drops = Arc::new(AtomicUsize::new(0));
+    let domain = Domain::new(Config {
+        reclaim: Reclaim::Real,
+        ..Config::CPYTHON
+    });
+    let cell = Arc::new(Published::new(&domain, Counted(Arc::clone(&drops))));
+    let mut qmain = main.blocking(|| Domain::register(&domain, 0));
+    main.rt.use_qsbr(&domain, qmain.slot_index());
+    let (inside, stop) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let reader = {
+        let (domain, cell, inside, stop) = (
+            Arc::clone(&domain),
+            Arc::clone(&cell),
+            Arc::clone(&inside),
+            Arc::clone(&stop),
+        );
+        std::thread::spawn(move || {
+            let mut qt = Domain::register(&domain, 1);
+            qt.attach();
+            {
+                let guard = qt.read(&cell);
+                inside.store(true, Ordering::SeqCst);
+                while !stop.load(Ordering::SeqCst) {
+                    std::hint::black_box(guard.get().0.load(Ordering::SeqCst));
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+            qt.detach();
+            qt.exit();
+        })
+    };
+    while !inside.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    match main.rt.fork(&main).unwrap() {
+        Forked::Child(repairs) => {
+            // SAFETY: alarm is async-signal-safe.
+            unsafe { libc::alarm(CHILD_ALARM_SECS) };
+            if after_fork && repairs.qsbr_slots_released == 0 {
+                exit_child(2);
+            }
+            let before = drops.load(Ordering::SeqCst);
+            qmain.attach();
+            qmain.replace(&cell, Counted(Arc::clone(&drops)));
+            qmain.advance();
+            let mut freed = false;
+            for _ in 0..2_000 {
+                qmain.quiescent_state();
+                qmain.process_delayed();
+                if drops.load(Ordering::SeqCst) > before {
+                    freed = true;
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            exit_child(if freed { 0 } else { 1 });
+        }
+        Forked::Parent { pid } => {
+            let code = cpyrt_reference::fork::wait_child(pid, CHILD_WAIT).unwrap();
+            stop.store(true, Ordering::SeqCst);
+            reader.join().unwrap();
+            // The parent's reader left its read section: the parent
+            // reclaims as usual.
+            let before = drops.load(Ordering::SeqCst);
+            qmain.attach();
+            qmain.replace(&cell, Counted(Arc::clone(&drops)));
+            qmain.advance();
+            while drops.load(Ordering::SeqCst) == before {
+                qmain.quiescent_state();
+                qmain.process_delayed();
+            }
+            qmain.detach();
+            main.blocking(|| qmain.exit());
+            code
+        }
+    }
+}
+
+#[test]
+#[ignore = "run in a process of its own by qsbr_after_fork_releases_dead_slots"]
+fn qsbr_scenario() {
+    assert!(std::env::var_os(QSBR_ENV).is_some());
+    assert_eq!(
+        fork_with_attached_reader(true),
+        0,
+        "with _Py_qsbr_after_fork the child reclaims"
+    );
+    assert_eq!(
+        fork_with_attached_reader(false),
+        1,
+        "without _Py_qsbr_after_fork the dead reader holds the child's rd_seq back"
+    );
+    println!("{QSBR_PASSED}");
 }

@@ -178,7 +178,4 @@ fn one_mechanism_one_name_in_every_layer() {
 /// does not yet, each with the reason. The list is a debt, not a waiver: a
 /// mechanism leaves it as soon as its suite lands (the test above enforces
 /// that).
-const CONFORMANCE_PENDING: &[(&str, &str)] = &[(
-    "fork",
-    "the reference's fork path records no spec events yet; its real-fork test checks the child's invariants directly",
-)];
+const CONFORMANCE_PENDING: &[(&str, &str)] = &[];

@@ -448,8 +448,94 @@ fn model_against_qsbr(name: &str) {
     }
 }
 
+/// Fork: the fork model's safety throughput against QSBR's
+/// ([`model_against_qsbr`]), and the child's after-fork work in the reference (from
+/// `fork()`'s return in the child to the world restarted and the import
+/// lock released, timed in the child and sent back through a pipe) with
+/// 1, 4 and 16 worker threads running an eval loop at the fork, as ratios
+/// against the 1-worker time. The reference has no thread cap (a runtime
+/// hands out 64-bit tokens; only traced runs are bounded by the spec's
+/// thread count).
+#[cfg(unix)]
+fn fork_lines() {
+    use cpyrt_reference::fork::{Channel, Forked, Runtime, ThreadHandle, exit_child, wait_child};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    model_against_qsbr("fork");
+    const FORKS: usize = 15;
+    println!(
+        "\n== fork reference, the child's after-fork handler, median of {FORKS} forks per setting"
+    );
+    let mut first = None;
+    for workers in [1usize, 4, 16] {
+        let mut times = Vec::with_capacity(FORKS);
+        for _ in 0..FORKS {
+            let main = Runtime::start();
+            let stop = Arc::new(AtomicBool::new(false));
+            let laps: Arc<Vec<AtomicU64>> =
+                Arc::new((0..workers).map(|_| AtomicU64::new(0)).collect());
+            let handles: Vec<ThreadHandle> = (0..workers)
+                .map(|w| {
+                    let h = ThreadHandle::new(&main);
+                    let (stop, laps) = (Arc::clone(&stop), Arc::clone(&laps));
+                    h.start(&main, move |ctx| {
+                        let mut x = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            for i in 0..64 {
+                                x = black_box(x.wrapping_mul(31).wrapping_add(i));
+                            }
+                            ctx.eval_breaker();
+                            laps[w].fetch_add(1, Ordering::Relaxed);
+                        }
+                    })
+                    .expect("a new handle starts");
+                    h
+                })
+                .collect();
+            // Every worker is running its loop when the fork comes.
+            while laps.iter().any(|l| l.load(Ordering::Relaxed) < 2) {
+                main.eval_breaker();
+                std::thread::yield_now();
+            }
+            let channel = Channel::new().expect("pipe");
+            match main.rt.fork(&main).expect("fork") {
+                Forked::Child(repairs) => {
+                    channel.send(&(repairs.handler_time.as_nanos() as u64).to_le_bytes());
+                    exit_child(0);
+                }
+                Forked::Parent { pid } => {
+                    let msg = channel.receive();
+                    let code = wait_child(pid, Duration::from_secs(30)).expect("the child exits");
+                    assert_eq!(code, 0, "child exit status");
+                    let ns = u64::from_le_bytes(msg.try_into().expect("8 bytes from the child"));
+                    times.push(Duration::from_nanos(ns));
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            for h in &handles {
+                h.join(&main).expect("worker joins");
+            }
+        }
+        let m = median(times);
+        let base = *first.get_or_insert(m);
+        println!(
+            "{workers:>2} running worker(s): {:.1} us in the child's handler ({:.2}x the 1-worker time)",
+            m.as_secs_f64() * 1e6,
+            m.as_secs_f64() / base.as_secs_f64()
+        );
+    }
+}
+
 /// The sections `cargo xtask bench` runs; one of them alone when named.
-const SECTIONS: &[&str] = &["model", "reference", "models", "stw", "type-version", "gil"];
+const SECTIONS: &[&str] = &[
+    "model",
+    "reference",
+    "models",
+    "stw",
+    "type-version",
+    "gil",
+    "fork",
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -480,5 +566,9 @@ fn main() {
     }
     if only.is_none_or(|o| o == "gil") {
         gil_lines();
+    }
+    #[cfg(unix)]
+    if only.is_none_or(|o| o == "fork") {
+        fork_lines();
     }
 }

@@ -3,7 +3,9 @@
 
 use std::mem;
 
-use super::{ATTACHED, RtMutex, Runtime, ThreadCtx, ThreadState, Token, current};
+use super::{
+    ATTACHED, DETACHED, Event, RtMutex, Runtime, SUSPENDED, ThreadCtx, ThreadState, Token, current,
+};
 use crate::primitive::cell::UnsafeCell;
 use crate::primitive::sync::Arc;
 use crate::primitive::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -52,6 +54,8 @@ pub enum JoinError {
 /// The shared part of a handle (`ThreadHandle` in CPython).
 #[derive(Debug)]
 pub(super) struct Handle {
+    /// The spec thread index of its thread (see the module doc of `fork`).
+    index: u8,
     state: AtomicU32,
     /// The token of its thread; 0 until started.
     ident: AtomicU64,
@@ -108,7 +112,20 @@ fn decref(rt: &Runtime, h: &Arc<Handle>, me: Token) {
     if h.refcount.fetch_sub(1, Ordering::AcqRel) != 1 {
         return;
     }
-    rt.with_lists(me, |l| l.handles.retain(|x| !Arc::ptr_eq(x, h)));
+    rt.with_lists(me, |l| unlink(l, h));
+}
+
+/// `ThreadHandle_decref` with `HEAD_LOCK` already held.
+fn decref_locked(l: &mut super::Lists, h: &Arc<Handle>) {
+    // AcqRel: as in `decref`.
+    if h.refcount.fetch_sub(1, Ordering::AcqRel) == 1 {
+        unlink(l, h);
+    }
+}
+
+/// The last reference's work: unlink, and detach a RUNNING thread.
+fn unlink(l: &mut super::Lists, h: &Arc<Handle>) {
+    l.handles.retain(|x| !Arc::ptr_eq(x, h));
     if h.state() == HandleState::Running {
         // SAFETY: the last reference: nobody else can reach `os`.
         let os = h.os.with_mut(|o| unsafe { (*o).take() });
@@ -129,7 +146,9 @@ pub struct ThreadHandle {
 impl ThreadHandle {
     /// `ThreadHandle_new`: NOT_STARTED, linked in the runtime's list.
     pub fn new(ctx: &ThreadCtx) -> ThreadHandle {
+        let index = ctx.rt.next_index.fetch_add(1, Ordering::Relaxed);
         let h = Arc::new(Handle {
+            index: u8::try_from(index).unwrap_or(u8::MAX),
             state: AtomicU32::new(HandleState::NotStarted as u32),
             ident: AtomicU64::new(0),
             os: UnsafeCell::new(None),
@@ -148,6 +167,11 @@ impl ThreadHandle {
 
     pub fn state(&self) -> HandleState {
         self.h.state()
+    }
+
+    /// The spec thread index of its thread.
+    pub fn index(&self) -> u8 {
+        self.h.index
     }
 
     /// The token of its thread, once started.
@@ -184,29 +208,52 @@ impl ThreadHandle {
         F: FnOnce(&ThreadCtx) + Send + 'static,
     {
         assert_eq!(ctx.ts.state(), ATTACHED, "ThreadHandle_start runs attached");
-        self.h
-            .state
-            .compare_exchange(
-                HandleState::NotStarted as u32,
-                HandleState::Starting as u32,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .map_err(|_| StartError::AlreadyStarted)?;
-        let ts = ctx.rt.new_thread_state(ctx.token());
+        let (rt, me) = (&ctx.rt, ctx.token());
+        let (thread, target) = (ctx.index(), self.h.index);
+        let token = rt.next_token.fetch_add(1, Ordering::Relaxed);
+        // STARTING and new_threadstate under HEAD_LOCK (SUSPENDED if a
+        // pause is on): the spec's StartBegin.
+        rt.head.lock(me);
+        let ts = rt.rec.step(|e| {
+            self.h
+                .state
+                .compare_exchange(
+                    HandleState::NotStarted as u32,
+                    HandleState::Starting as u32,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .map_err(|_| StartError::AlreadyStarted)?;
+            let state = if rt.pause_requested.load(Ordering::SeqCst) {
+                SUSPENDED
+            } else {
+                DETACHED
+            };
+            let ts = ThreadState::new(token, target, state);
+            // SAFETY: HEAD_LOCK is held: no other access to the lists.
+            rt.lists
+                .with_mut(|l| unsafe { &mut *l }.threads.push(Arc::clone(&ts)));
+            e.emit(Event::StartBegin { thread, target });
+            Ok(ts)
+        });
+        rt.head.unlock(me);
+        let ts = ts?;
         // thread_run's reference.
         self.h.refcount.fetch_add(1, Ordering::Relaxed);
-        let (rt, h, ts2) = (Arc::clone(&ctx.rt), Arc::clone(&self.h), Arc::clone(&ts));
-        let os = spawn(move || thread_run(rt, h, ts2, f));
+        let (rt2, h, ts2) = (Arc::clone(rt), Arc::clone(&self.h), Arc::clone(&ts));
+        let os = spawn(move || thread_run(rt2, h, ts2, f));
         // SAFETY: RUNNING is not published yet, so no join, decref or
         // after-fork handler can reach `os`.
         self.h.os.with_mut(|o| unsafe { *o = Some(os) });
         self.h.ident.store(ts.token, Ordering::Relaxed);
         // Release: handle_ready; the new thread and joiners that see
         // RUNNING see `os` and `ident`.
-        self.h
-            .state
-            .store(HandleState::Running as u32, Ordering::Release);
+        rt.rec.step(|e| {
+            self.h
+                .state
+                .store(HandleState::Running as u32, Ordering::Release);
+            e.emit(Event::StartEnd { thread, target });
+        });
         Ok(())
     }
 
@@ -220,26 +267,37 @@ impl ThreadHandle {
         if !self.is_done() && self.h.ident() == me {
             return Err(JoinError::CurrentThread);
         }
-        ctx.blocking(|| {
-            // Acquire: pairs with the Release store in thread_run.
-            while !self.h.exiting.load(Ordering::Acquire) {
-                yield_now();
-            }
-        });
+        // Acquire: pairs with the Release store in thread_run.
+        if !self.h.exiting.load(Ordering::Acquire) {
+            ctx.blocking(|| {
+                while !self.h.exiting.load(Ordering::Acquire) {
+                    yield_now();
+                }
+            });
+        }
         self.h.once_lock.lock(me);
         let mut result = Ok(());
-        if !self.h.once_done.load(Ordering::Acquire) {
+        let first = !self.h.once_done.load(Ordering::Acquire);
+        if first {
             // SAFETY: inside the once-flag; RUNNING was published (with
             // `os`) before `thread_is_exiting` could be set.
             let os = self.h.os.with_mut(|o| unsafe { (*o).take() });
             if let Some(os) = os {
-                result = ctx.blocking(|| os.join()).map_err(|_| JoinError::Panicked);
+                // Joined attached: the thread has set thread_is_exiting
+                // and only returns (the spec folds this into Join).
+                result = os.join().map_err(|_| JoinError::Panicked);
             }
-            self.h
-                .state
-                .store(HandleState::Done as u32, Ordering::Release);
-            self.h.once_done.store(true, Ordering::Release);
         }
+        let (thread, target) = (ctx.index(), self.h.index);
+        ctx.rt.rec.step(|e| {
+            if first {
+                self.h
+                    .state
+                    .store(HandleState::Done as u32, Ordering::Release);
+                self.h.once_done.store(true, Ordering::Release);
+            }
+            e.emit(Event::Join { thread, target });
+        });
         self.h.once_lock.unlock(me);
         result
     }
@@ -267,10 +325,20 @@ where
     let ctx = ThreadCtx { rt, ts };
     ctx.attach();
     f(&ctx);
-    // _PyThreadState_DeleteCurrent.
-    ctx.detach();
-    ctx.rt.delete_thread_state(token);
-    // Release: the thread's work happens before a join that sees it.
-    h.exiting.store(true, Ordering::Release);
-    decref(&ctx.rt, &h, token);
+    // _PyThreadState_DeleteCurrent (the spec's ExitStart).
+    ctx.rt.delete_current(&ctx);
+    let (rt, thread) = (&ctx.rt, ctx.index());
+    // The shutdown and handle lists under HEAD_LOCK: ExitUnlink when the
+    // lock is taken, ExitDone with thread_is_exiting set, thread_run's
+    // reference dropped and the lock about to be released.
+    rt.head.lock(token);
+    rt.rec.step(|e| e.emit(Event::ExitUnlink { thread }));
+    rt.rec.step(|e| {
+        // Release: the thread's work happens before a join that sees it.
+        h.exiting.store(true, Ordering::Release);
+        // SAFETY: HEAD_LOCK is held.
+        rt.lists.with_mut(|l| decref_locked(unsafe { &mut *l }, &h));
+        e.emit(Event::ExitDone { thread });
+    });
+    rt.head.unlock(token);
 }

@@ -2,8 +2,15 @@
 //! `PyOS_AfterFork_Child`, and the checks of the spec's child invariants
 //! on the live child.
 
-use super::{ATTACHED, HandleState, Runtime, ThreadCtx, Token};
+use std::time::{Duration, Instant};
+
+use super::{
+    ATTACHED, BeforeStep, ChildStep, Event, HandleState, ParentStep, Runtime, ThreadCtx, Token,
+};
 use crate::primitive::sync::atomic::Ordering;
+use crate::primitive::sync::lock;
+use crate::primitive::thread::yield_now;
+use crate::qsbr::QsbrThread;
 
 /// Which process `fork` returned in.
 #[derive(Debug)]
@@ -26,6 +33,11 @@ pub struct Repairs {
     pub handles_kept_not_started: usize,
     /// Thread states unlinked (`_PyThreadState_RemoveExcept`).
     pub thread_states_removed: usize,
+    /// QSBR slots `_Py_qsbr_after_fork` gave back.
+    pub qsbr_slots_released: usize,
+    /// The handler's own time, from `fork()`'s return in the child to the
+    /// import lock's release (the world restarted, the process ready).
+    pub handler_time: Duration,
 }
 
 impl Runtime {
@@ -43,20 +55,46 @@ impl Runtime {
             !self.forked.swap(true, Ordering::Relaxed),
             "one fork per runtime"
         );
-        // PyOS_BeforeFork: the import lock (waiting detached), the global
-        // pause, then HEAD_LOCK, in this order.
-        ctx.blocking(|| self.import.acquire(me));
-        self.stop_the_world(ctx);
+        let thread = ctx.index();
+        // PyOS_BeforeFork: the import lock, the global pause, then
+        // HEAD_LOCK, in this order. The import lock is awaited attached
+        // with eval-breaker checks, which is what the detached wait of
+        // `_PyImport_AcquireLock` amounts to for a pause.
+        self.lock_attached(
+            ctx,
+            &self.import.lock,
+            Event::BeforeFork {
+                thread,
+                step: BeforeStep::ImportLock,
+            },
+        );
+        self.import.level.store(1, Ordering::Relaxed);
+        self.stop_world(ctx, true);
         self.head.lock(me);
+        self.rec.step(|e| {
+            e.emit(Event::BeforeFork {
+                thread,
+                step: BeforeStep::HeadLock,
+            })
+        });
         self.fork_watermark
             .store(self.next_token.load(Ordering::Relaxed), Ordering::Relaxed);
-        // SAFETY: fork() itself is always safe to call. What the child may do
-        // afterwards is the question: every runtime thread but this one is
-        // suspended at a safe point, detached outside the runtime's locks,
-        // or waiting for HEAD_LOCK, and the child repairs the runtime's
-        // state before anything else runs. Memory allocation in the child
-        // relies on the C library's own fork handlers, as CPython does.
-        let pid = unsafe { libc::fork() };
+        // fork() inside the recorder's step: see the module doc.
+        let pid = self.rec.step(|e| {
+            // SAFETY: fork() itself is always safe to call. What the child
+            // may do afterwards is the question: every runtime thread but
+            // this one is suspended at a safe point, detached outside the
+            // runtime's locks, or waiting for HEAD_LOCK, no thread is inside
+            // a recorder step (we hold its lock), and the child repairs the
+            // runtime's state before anything else runs. Memory allocation
+            // in the child relies on the C library's own fork handlers, as
+            // CPython does.
+            let pid = unsafe { libc::fork() };
+            if pid >= 0 {
+                e.emit(super::fork_event(pid == 0));
+            }
+            pid
+        });
         if pid < 0 {
             let err = std::io::Error::last_os_error();
             self.after_fork_parent(ctx);
@@ -72,30 +110,49 @@ impl Runtime {
 
     /// `PyOS_AfterFork_Parent`.
     fn after_fork_parent(&self, ctx: &ThreadCtx) {
-        let me = ctx.token();
+        let (me, thread) = (ctx.token(), ctx.index());
+        let ev = |step| Event::AfterForkParent { thread, step };
+        self.rec.step(|e| {
+            self.head.unlock(me);
+            e.emit(ev(ParentStep::HeadUnlock));
+        });
+        self.head.lock(me);
+        self.rec
+            .step(|e| self.restart_world(me, e, ev(ParentStep::StartWorldAll)));
         self.head.unlock(me);
-        self.start_the_world(ctx);
-        self.import.release(me);
+        self.rec.step(|e| {
+            self.import.release(me);
+            e.emit(ev(ParentStep::ImportRelease));
+        });
     }
 
-    /// `PyOS_AfterFork_Child`, in CPython's order. Only this thread exists.
+    /// `PyOS_AfterFork_Child`, in CPython's order, one recorded step each.
+    /// Only this thread exists.
     fn after_fork_child(&self, ctx: &ThreadCtx) -> Repairs {
-        let me = ctx.token();
+        let started = Instant::now();
+        let (me, thread) = (ctx.token(), ctx.index());
+        let ev = |step| Event::AfterForkChild { thread, step };
         let mut repairs = Repairs::default();
         // _PyRuntimeState_ReInitThreads: main thread, LOCKS_INIT (this is
         // what releases the HEAD_LOCK taken before the fork).
-        self.main_thread.store(me, Ordering::Relaxed);
-        for (name, lock) in [
-            ("HEAD_LOCK", &self.head),
-            ("runtime mutex", &self.runtime_mutex),
-        ] {
-            if let Some(owner) = lock.owner().filter(|&o| o != me) {
-                repairs.dead_lock_owners.push((name, owner));
+        self.rec.step(|e| {
+            self.main_thread.store(me, Ordering::Relaxed);
+            for (name, lock) in [
+                ("HEAD_LOCK", &self.head),
+                ("runtime mutex", &self.runtime_mutex),
+            ] {
+                if let Some(owner) = lock.owner().filter(|&o| o != me) {
+                    repairs.dead_lock_owners.push((name, owner));
+                }
+                lock.reinit();
             }
-            lock.reinit();
-        }
+            e.emit(ev(ChildStep::ReinitLocks));
+        });
         // _PyThread_AfterFork, before anything can run code (gh-115035).
-        let (marked, kept) = self.with_lists(me, |l| {
+        self.head.lock(me);
+        let (marked, kept) = self.rec.step(|e| {
+            // SAFETY: HEAD_LOCK is held: no other access to the lists.
+            let l = self.lists.with_mut(|l| unsafe { &mut *l });
             let (mut marked, mut kept) = (0, 0);
             l.handles.retain(|h| {
                 if h.ident() == me {
@@ -109,33 +166,106 @@ impl Runtime {
                     false
                 }
             });
+            e.emit(ev(ChildStep::MarkHandles));
             (marked, kept)
         });
+        self.head.unlock(me);
         repairs.handles_marked = marked;
         repairs.handles_kept_not_started = kept;
-        // _Py_qsbr_after_fork and _PyEval_ReInitThreads: see the module
-        // doc (no QSBR in the runtime, no GIL).
+        // _Py_qsbr_after_fork.
+        let qsbr = lock(&self.qsbr).clone().0;
+        self.rec.step(|e| {
+            if let Some((domain, slot)) = qsbr.as_ref().filter(|_| self.qsbr_after_fork) {
+                repairs.qsbr_slots_released = domain.after_fork(*slot);
+            }
+            e.emit(ev(ChildStep::QsbrAfterFork));
+        });
+        // _PyEval_ReInitThreads: the GIL is disabled here, nothing to do.
+        self.rec.step(|e| e.emit(ev(ChildStep::ReinitGil)));
         // _PyThreadState_RemoveExcept, with the world stopped.
         assert!(
             self.pause_requested.load(Ordering::SeqCst),
             "the world is stopped"
         );
-        let removed = self.with_lists(me, |l| {
+        self.head.lock(me);
+        let removed = self.rec.step(|e| {
+            // SAFETY: HEAD_LOCK is held: no other access to the lists.
+            let l = self.lists.with_mut(|l| unsafe { &mut *l });
             let (keep, removed): (Vec<_>, Vec<_>) =
                 l.threads.drain(..).partition(|t| t.token == me);
             l.threads = keep;
+            e.emit(ev(ChildStep::RemoveThreadStates));
             removed
         });
+        self.head.unlock(me);
         repairs.thread_states_removed = removed.len();
         // _PyEval_StartTheWorldAll: only this thread is left in scope.
-        self.start_the_world(ctx);
+        self.head.lock(me);
+        self.rec
+            .step(|e| self.restart_world(me, e, ev(ChildStep::StartWorldAll)));
+        self.head.unlock(me);
         // _PyThreadState_DeleteList: clearing may run destructors, so the
         // world runs again first.
+        self.rec.step(|e| e.emit(ev(ChildStep::ClearThreadStates)));
         drop(removed);
         // _PyImport_ReInitLock, _PyImport_ReleaseLock.
-        self.import.reinit(me);
-        self.import.release(me);
+        self.rec.step(|e| {
+            self.import.reinit(me);
+            self.import.release(me);
+            e.emit(ev(ChildStep::ImportReinit));
+        });
+        repairs.handler_time = started.elapsed();
         repairs
+    }
+
+    /// The child's QSBR reclamation, as the forker, recorded as the spec's
+    /// `Retire`, `Quiescent`, `Scan` and `Reclaim`: `retire` unlinks a
+    /// value and queues it for a delayed free with a goal (and advances
+    /// `wr_seq`, as the spec's retirement does); then the thread announces
+    /// a quiescent state, scans, and processes its queue until `freed`
+    /// says the value is gone, at most `tries` times. Returns whether it
+    /// was freed. `qt` is the forker's QSBR thread, attached.
+    pub fn child_reclaim(
+        &self,
+        ctx: &ThreadCtx,
+        qt: &mut QsbrThread,
+        retire: impl FnOnce(&mut QsbrThread),
+        freed: impl Fn() -> bool,
+        tries: usize,
+    ) -> bool {
+        let thread = ctx.index();
+        self.rec.step(|e| {
+            retire(qt);
+            e.emit(Event::Retire { thread });
+        });
+        self.rec.step(|e| {
+            qt.quiescent_state();
+            e.emit(Event::Quiescent { thread });
+        });
+        let mut last_rd = qt.domain().rd_seq();
+        for _ in 0..tries {
+            let done = self.rec.step(|e| {
+                let rd = qt.scan();
+                if rd != last_rd {
+                    last_rd = rd;
+                    e.emit(Event::Scan {
+                        thread,
+                        rd_seq: u8::try_from(rd).unwrap_or(u8::MAX),
+                    });
+                }
+                qt.process_delayed();
+                let done = freed();
+                if done {
+                    e.emit(Event::Reclaim { thread });
+                }
+                done
+            });
+            if done {
+                return true;
+            }
+            yield_now();
+        }
+        false
     }
 
     /// The spec's child invariants on this live child:

@@ -20,6 +20,7 @@
 //! | `_PyMem_ProcessDelayed`, `process_queue`, `process_interp_queue` | [`QsbrThread::process_delayed`] (`queue.rs`) |
 //! | `_PyMem_AbandonDelayed` | the first step of [`QsbrThread::exit`] |
 //! | `_PyMem_FiniDelayed`, `_Py_qsbr_fini` | `Drop for Domain` |
+//! | `_Py_qsbr_after_fork` | [`Domain::after_fork`] (`slots.rs`) |
 //!
 //! Readers load a pointer published in a [`Published`] cell inside a read
 //! section ([`QsbrThread::read`]); a writer swaps in a new value and queues
@@ -38,8 +39,9 @@
 //!   list): the spec pins the index, and which slot a thread gets affects no
 //!   property.
 //! - Omitted: the decref-instead-of-free tag bit, immediate frees while the
-//!   world is stopped or the interpreter finalizes, allocation failure, and
-//!   fork (`_Py_qsbr_after_fork`).
+//!   world is stopped or the interpreter finalizes, and allocation failure.
+//!   Fork's `_Py_qsbr_after_fork` is [`Domain::after_fork`], which the
+//!   `fork` module's child handler calls.
 //! - Orderings: the reader side of the store-buffer argument is a `SeqCst`
 //!   fence after the attach store, and deferred goals are read with a
 //!   read-modify-write; both are explained where they happen (`thread.rs`).

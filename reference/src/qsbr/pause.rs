@@ -134,6 +134,16 @@ impl Pause {
         Stopped { pause: self }
     }
 
+    /// After `fork()`, in the child: only the forker survives, so the
+    /// count of attached threads is its own (`attached`, 0 or 1); the
+    /// request bit is left as the parent had it.
+    pub(crate) fn after_fork(&self, attached: usize) {
+        let _guard = lock(&self.mutex);
+        let word = self.word.load(Ordering::Relaxed);
+        self.word
+            .store((word & REQUESTED) | attached, Ordering::Relaxed);
+    }
+
     /// The eval-breaker bit: a pause wants attached threads to park.
     /// Relaxed: it is a hint; a thread that misses it parks at a later
     /// check.

@@ -211,6 +211,52 @@ impl Domain {
     }
 }
 
+impl Domain {
+    /// `_Py_qsbr_after_fork` (`Python/qsbr.c`), in a child after `fork()`
+    /// as its only thread: every allocated slot but `keep` (the forking
+    /// thread's, [`QsbrThread::slot_index`]) is released, its thread
+    /// record dropped, and the growth pause's count of attached threads
+    /// reset to the forker's. Returns how many slots it released.
+    ///
+    /// Departures, each because this domain is not under the runtime's
+    /// stop-the-world: CPython leaves a released slot's `seq` as copied,
+    /// relying on `PyOS_BeforeFork`'s pause having made every other thread
+    /// OFFLINE; a thread here may be attached to the domain while detached
+    /// from the runtime (or belong to no runtime), so the slot is set
+    /// OFFLINE too, without which its `seq` would hold `rd_seq` back for
+    /// good. CPython also re-initialises `shared->mutex`; the domain's
+    /// mutex is a library mutex that cannot be reset in place, so a dead
+    /// thread that held it at the fork (inside a reservation or an
+    /// unregistration) would make this wait forever.
+    pub fn after_fork(&self, keep: usize) -> usize {
+        let _registry = lock(self.registry());
+        // SAFETY: we hold shared->mutex.
+        let array = unsafe { self.array() };
+        let mut released = 0;
+        for (index, slot) in array.slots.iter().enumerate() {
+            if index == keep {
+                continue;
+            }
+            slot.book.with_mut(|book| {
+                // SAFETY: shared->mutex guards the books.
+                let book = unsafe { &mut *book };
+                if book.allocated {
+                    book.allocated = false;
+                    book.thread = None;
+                    slot.seq.store(OFFLINE, Ordering::Release);
+                    released += 1;
+                }
+            });
+        }
+        let forker_attached = array
+            .slots
+            .get(keep)
+            .is_some_and(|s| s.seq.load(Ordering::Relaxed) != OFFLINE);
+        self.pause().after_fork(usize::from(forker_attached));
+        released
+    }
+}
+
 impl Reservation {
     /// The reserved slot's index.
     pub fn index(&self) -> usize {

@@ -95,6 +95,20 @@ impl QsbrThread {
         self.tid
     }
 
+    /// The index of this thread's slot in the live array (what
+    /// [`Domain::after_fork`] keeps).
+    pub fn slot_index(&self) -> usize {
+        let _registry = lock(self.domain.registry());
+        let slot = self.record.slot.load(Ordering::Relaxed);
+        // SAFETY: we hold shared->mutex.
+        let array = unsafe { self.domain.array() };
+        array
+            .slots
+            .iter()
+            .position(|s| std::ptr::eq(s, slot))
+            .expect("a registered thread's slot is in the live array")
+    }
+
     pub fn domain(&self) -> &Arc<Domain> {
         &self.domain
     }
