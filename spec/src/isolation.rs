@@ -61,7 +61,11 @@
 //!   one reference to an object; the extension cache and a cross-interpreter
 //!   data item are holders of their own. A mortal object whose last holder
 //!   lets go is freed by the allocator of the interpreter that is current.
-//! - One string value (all interned copies of it are the same value), one
+//! - References from module dicts stay until their interpreter ends (the
+//!   module stays in `sys.modules`); only the shared object's local
+//!   reference is dropped early (`Drop`).
+//! - One string value (all interned copies of it are the same value),
+//!   interned on its own (`Intern`) only before any interpreter has it, one
 //!   single-phase extension whose dict holds that string and one
 //!   GC-tracked container, and at most one cross-interpreter data item.
 //!   Receiving the item and releasing it are one step, as a channel's
@@ -489,11 +493,6 @@ impl State {
         o
     }
 
-    /// The string object `i` holds, if any.
-    fn held_string(&self, i: u8) -> Option<usize> {
-        (0..self.objects.len()).find(|&o| self.objects[o].kind == Kind::Str && self.holds(i, o))
-    }
-
     fn import_refused(&self, cfg: &Config, i: u8) -> bool {
         i != MAIN && cfg.design.single_phase_check && self.interps[i as usize].own_obmalloc
     }
@@ -562,7 +561,7 @@ impl Spec for Isolation {
                 Life::Ended => continue,
                 Life::Running => {}
             }
-            if s.held_string(i).is_none() {
+            if s.objects.iter().all(|o| o.kind != Kind::Str) {
                 out.push(Event::Intern { interp: i });
             }
             if x.import == Import::NotYet {
@@ -587,10 +586,12 @@ impl Spec for Isolation {
             }
             for o in 0..s.objects.len() {
                 if s.holds(i, o) {
-                    out.push(Event::Drop {
-                        interp: i,
-                        obj: o as u8,
-                    });
+                    if s.objects[o].kind == Kind::Shared {
+                        out.push(Event::Drop {
+                            interp: i,
+                            obj: o as u8,
+                        });
+                    }
                     if s.objects[o].gc.is_some() {
                         out.push(Event::Untrack {
                             interp: i,
@@ -634,8 +635,8 @@ impl Spec for Isolation {
                 };
             }
             Event::Intern { .. } => {
-                if !me.running() || s.held_string(i).is_some() {
-                    return reject("a running interpreter interns the string once");
+                if !me.running() || s.objects.iter().any(|o| o.kind == Kind::Str) {
+                    return reject("a running interpreter interns the string before anyone has");
                 }
                 n.intern(i);
             }
@@ -724,6 +725,11 @@ impl Spec for Isolation {
                     return reject("a running interpreter acts on an object it holds");
                 }
                 if let Event::Drop { .. } = event {
+                    // Module-dict references stay until the interpreter
+                    // ends (the module stays in sys.modules).
+                    if s.objects[o].kind != Kind::Shared {
+                        return reject("only the shared object's local reference is dropped");
+                    }
                     n.objects[o].holders &= !(1 << i);
                     n.release(o, i);
                 } else {
@@ -859,6 +865,7 @@ pub static SOMETIMES: &[Invariant<State>] = &[
             let running = s.running_mask();
             s.objects.iter().any(|o| {
                 o.kind == Kind::Str
+                    && !o.freed
                     && o.holders & running != 0
                     && s.interps[o.maker as usize].life == Life::Ended
             })
