@@ -5,6 +5,7 @@ pub mod checker;
 pub mod fork;
 pub mod func_version;
 pub mod gil;
+pub mod isolation;
 pub mod manifest;
 pub mod qsbr;
 pub mod registry;

@@ -202,6 +202,7 @@ pub static MECHANISMS: &[&dyn Mechanism] = &[
     &crate::type_version::MECHANISM,
     &crate::gil::MECHANISM,
     &crate::fork::MECHANISM,
+    &crate::isolation::MECHANISM,
 ];
 
 /// Looks a mechanism up by name; the error lists the known ones.

@@ -21,6 +21,7 @@
 pub mod fork;
 pub mod func_version;
 pub mod gil;
+pub mod isolation;
 pub mod qsbr;
 pub mod stw;
 pub mod type_version;
