@@ -192,6 +192,9 @@ pub struct Runtime {
     /// `co_version` of every code object, by index; its lock is
     /// `func_state.mutex`, which also guards `next_version`.
     codes: Mutex<Vec<u32>>,
+    /// `co_argcount` of every code object slot (immutable; every code
+    /// object takes [`ARGCOUNT`] positional parameters).
+    argcounts: Vec<AtomicU32>,
     next_version: AtomicU32,
     /// Function slots; the first `funcs_made` exist.
     funcs: Vec<Func>,
@@ -233,6 +236,9 @@ impl Runtime {
         Arc::new(Runtime {
             stw: stw::Runtime::new(cfg.stw()),
             codes: Mutex::new(vec![FIRST_VALID]),
+            argcounts: (0..MAX_OBJECTS)
+                .map(|_| AtomicU32::new(ARGCOUNT as u32))
+                .collect(),
             next_version: AtomicU32::new(advance(&cfg, FIRST_VALID)),
             funcs,
             funcs_made: AtomicU32::new(1),
@@ -272,16 +278,30 @@ impl Runtime {
 
     /// One spec step of this runtime: inside the stop-the-world
     /// recorder's step (so both logs share one order), then this one's.
-    fn step<R>(&self, op: impl FnOnce(&mut dyn FnMut(Event)) -> R) -> R {
+    #[inline]
+    fn step<R>(&self, op: impl FnOnce(&mut Emitter<'_, '_>) -> R) -> R {
         self.stw.trace.step(|pause| {
             let at = pause.position();
-            self.trace.step(|e| op(&mut |ev| e.emit((at, ev))))
+            self.trace.step(|log| op(&mut Emitter { at, log }))
         })
     }
 
     /// The functions made so far.
     fn made(&self) -> usize {
         self.funcs_made.load(Ordering::Acquire) as usize
+    }
+}
+
+/// Appends this runtime's events, placed in the pause log's order.
+struct Emitter<'a, 'b> {
+    at: usize,
+    log: &'a mut crate::trace::Emit<'b, Placed>,
+}
+
+impl Emitter<'_, '_> {
+    #[inline]
+    fn emit(&mut self, event: Event) {
+        self.log.emit((self.at, event));
     }
 }
 
@@ -426,7 +446,7 @@ impl Thread {
                 .store(advance(&rt.cfg, version), Ordering::Relaxed);
             codes.push(version);
             let code = (codes.len() - 1) as u8;
-            emit(Event::NewCode {
+            emit.emit(Event::NewCode {
                 thread,
                 code,
                 version,
@@ -464,7 +484,7 @@ impl Thread {
             }
             // Publish: a thread that finds the function sees its fields.
             rt.funcs_made.store(func as u32 + 1, Ordering::Release);
-            emit(Event::MakeFunction {
+            emit.emit(Event::MakeFunction {
                 thread,
                 func: func as u8,
                 code,
@@ -480,17 +500,22 @@ impl Thread {
     /// the call's reads without locks; a failed guard deoptimizes and
     /// takes the generic path.
     pub fn call(&mut self, f: u8) -> Result<Called, Outcome> {
-        let rt = Arc::clone(&self.rt);
+        let Thread {
+            rt,
+            stw,
+            id: thread,
+            cache,
+        } = self;
+        let (rt, thread) = (&**rt, *thread);
         if f as usize >= rt.made() {
             return Ok(Called::NoCallee);
         }
         let func = &rt.funcs[f as usize];
-        let thread = self.id;
-        if valid(self.cache) {
-            let cached = self.cache;
+        if valid(*cache) {
+            let cached = *cache;
             let pass = rt.step(|emit| {
                 let pass = func.version.load(Ordering::Relaxed) == cached;
-                emit(Event::Guard {
+                emit.emit(Event::Guard {
                     thread,
                     func: f,
                     pass,
@@ -498,20 +523,20 @@ impl Thread {
                 pass
             });
             if pass {
-                return self.specialized(func).map(Called::Specialized);
+                return specialized(rt, stw, thread, func).map(Called::Specialized);
             }
             // DEOPT_IF: the adaptive counter respecializes later.
-            self.cache = 0;
-            return Ok(Called::Generic(generic(func)));
+            *cache = 0;
+            return Ok(Called::Generic(generic(rt, func)));
         }
-        let frame = generic(func);
-        self.cache = rt.step(|emit| {
+        let frame = generic(rt, func);
+        *cache = rt.step(|emit| {
             let v = func.version.load(Ordering::Relaxed);
             if !valid(v) {
                 // SPEC_FAIL_OUT_OF_VERSIONS: stays unspecialized.
                 return 0;
             }
-            emit(Event::Specialize {
+            emit.emit(Event::Specialize {
                 thread,
                 func: f,
                 version: v,
@@ -521,50 +546,13 @@ impl Thread {
         Ok(Called::Generic(frame))
     }
 
-    /// The reads of the specialized call after its guard passed, in the
-    /// order of [`CallKind::reads`], each one spec step; with the broken
-    /// design an eval-breaker check comes before each.
-    fn specialized(&mut self, func: &Func) -> Result<Frame, Outcome> {
-        let rt = Arc::clone(&self.rt);
-        let thread = self.id;
-        let mut frame = Frame::default();
-        for (k, &attr) in rt.cfg.call.reads().iter().enumerate() {
-            if !rt.cfg.design.no_safe_point_after_guard {
-                // The caveat's broken design: a safe point inside the
-                // instruction (an eval-breaker check, or a lock that may
-                // detach).
-                self.stw.eval_breaker()?;
-            }
-            let value = rt.step(|emit| {
-                let value = func.attrs[attr as usize].load(Ordering::Relaxed);
-                emit(Event::Read {
-                    thread,
-                    attr,
-                    value: value as u8,
-                });
-                value
-            });
-            let origin = func.origin[attr as usize].load(Ordering::Relaxed);
-            assert_eq!(
-                value, origin,
-                "guarded_reads_match_version: thread {thread} read {attr:?} = {value} after its guard passed"
-            );
-            match attr {
-                // ExactArgs: the first read is _CHECK_FUNCTION_EXACT_ARGS's
-                // (the code's argument count), the second
-                // _INIT_CALL_PY_EXACT_ARGS's (the frame for the code, whose
-                // locals are the arguments); General: _PY_FRAME_GENERAL's.
-                Attr::Code if k > 0 || rt.cfg.call == CallKind::General => {
-                    frame.code = value;
-                    frame.locals = args();
-                }
-                Attr::Code => frame.code = value,
-                Attr::Closure => frame.closure = value,
-                // Defaults and keyword defaults: every argument is given.
-                _ => {}
-            }
-        }
-        Ok(frame)
+    /// The generic path alone, on function `f` (`None` when it does not
+    /// exist): what an unspecialized or deoptimized `CALL` runs, without
+    /// the specialization attempt that follows it (CPython's adaptive
+    /// counter makes that attempt rare). Records nothing.
+    pub fn generic_call(&self, f: u8) -> Option<Frame> {
+        let rt = &*self.rt;
+        (usize::from(f) < rt.made()).then(|| generic(rt, &rt.funcs[f as usize]))
     }
 
     /// `func_set_code`: invalidate, then store a new code object.
@@ -595,7 +583,7 @@ impl Thread {
             let writes = rt.writes.fetch_add(1, Ordering::Relaxed) + 1;
             let value = code.map_or(writes, u32::from);
             let pause = valid(func.version.load(Ordering::Relaxed));
-            emit(Event::SetAttr {
+            emit.emit(Event::SetAttr {
                 thread,
                 func: f,
                 attr,
@@ -615,7 +603,7 @@ impl Thread {
         }
         rt.step(|emit| {
             func.attrs[attr as usize].store(value, Ordering::Relaxed);
-            emit(Event::WriteAttr {
+            emit.emit(Event::WriteAttr {
                 thread,
                 func: f,
                 attr,
@@ -624,6 +612,63 @@ impl Thread {
         });
         Ok(())
     }
+}
+
+/// The reads of the specialized call after its guard passed, in the order
+/// of [`CallKind::reads`], each one spec step; with the broken design an
+/// eval-breaker check comes before each. In debug builds and under loom
+/// and shuttle each read is checked against the function's attributes at
+/// `MAKE_FUNCTION` (the spec's `guarded_reads_match_version`).
+fn specialized(
+    rt: &Runtime,
+    stw: &mut stw::Thread,
+    thread: u8,
+    func: &Func,
+) -> Result<Frame, Outcome> {
+    let mut frame = Frame::default();
+    for (k, &attr) in rt.cfg.call.reads().iter().enumerate() {
+        if !rt.cfg.design.no_safe_point_after_guard {
+            // The caveat's broken design: a safe point inside the
+            // instruction (an eval-breaker check, or a lock that may
+            // detach).
+            stw.eval_breaker()?;
+        }
+        let value = rt.step(|emit| {
+            let value = func.attrs[attr as usize].load(Ordering::Relaxed);
+            emit.emit(Event::Read {
+                thread,
+                attr,
+                value: value as u8,
+            });
+            value
+        });
+        if stw::CHECK_INVARIANTS {
+            let origin = func.origin[attr as usize].load(Ordering::Relaxed);
+            assert_eq!(
+                value, origin,
+                "guarded_reads_match_version: thread {thread} read {attr:?} = {value} after its guard passed"
+            );
+        }
+        match attr {
+            // ExactArgs: the first read is _CHECK_FUNCTION_EXACT_ARGS's
+            // (the code's argument count against the call's), the second
+            // _INIT_CALL_PY_EXACT_ARGS's (the frame for the code, whose
+            // locals are the arguments); General: _PY_FRAME_GENERAL's.
+            Attr::Code if k == 0 && rt.cfg.call == CallKind::ExactArgs => {
+                let argcount = rt.argcounts[value as usize].load(Ordering::Relaxed);
+                debug_assert_eq!(argcount as usize, ARGCOUNT, "exact arguments");
+                frame.code = value;
+            }
+            Attr::Code => {
+                frame.code = value;
+                frame.locals = args();
+            }
+            Attr::Closure => frame.closure = value,
+            // Defaults and keyword defaults: every argument is given.
+            _ => {}
+        }
+    }
+    Ok(frame)
 }
 
 /// The arguments every call passes.
@@ -648,30 +693,43 @@ fn clear_version(rt: &Runtime, thread: u8, f: u8) {
             }
             func.version.store(CLEARED, Ordering::Relaxed);
         }
-        emit(Event::ClearVersion { thread, func: f });
+        emit.emit(Event::ClearVersion { thread, func: f });
     });
 }
 
-/// The generic call (`_PyFunction_Vectorcall` -> `_PyEval_Vector` ->
-/// `initialize_locals`): no assumption carried across reads, so each
-/// attribute is loaded once and the frame bound from those loads. Records
-/// nothing: the spec sees only what the specialized path trusts.
-fn generic(func: &Func) -> Frame {
-    // The vectorcall slot picks the entry point; a function's is
-    // `_PyFunction_Vectorcall`.
-    let _entry = func.attrs[Attr::Vectorcall as usize].load(Ordering::Relaxed);
+/// A vectorcall entry point.
+type Vectorcall = fn(&Runtime, &Func) -> Frame;
+
+/// The entry points a function's vectorcall slot may select; every value
+/// a write stores selects `_PyFunction_Vectorcall`.
+static VECTORCALLS: [Vectorcall; 1] = [function_vectorcall];
+
+/// The generic call: `PyObject_Vectorcall` loads the callee's vectorcall
+/// slot and calls through it. Records nothing: the spec sees only what
+/// the specialized path trusts.
+fn generic(rt: &Runtime, func: &Func) -> Frame {
+    let slot = func.attrs[Attr::Vectorcall as usize].load(Ordering::Relaxed) as usize;
+    let entry = std::hint::black_box(VECTORCALLS[slot % VECTORCALLS.len()]);
+    entry(rt, func)
+}
+
+/// `_PyFunction_Vectorcall` -> `_PyEval_Vector` -> `initialize_locals`:
+/// no assumption carried across loads, so each attribute is loaded once
+/// and the frame bound from those loads.
+fn function_vectorcall(rt: &Runtime, func: &Func) -> Frame {
     let code = func.attrs[Attr::Code as usize].load(Ordering::Relaxed);
     let defaults = func.attrs[Attr::Defaults as usize].load(Ordering::Relaxed);
     let kwdefaults = func.attrs[Attr::KwDefaults as usize].load(Ordering::Relaxed);
     let closure = func.attrs[Attr::Closure as usize].load(Ordering::Relaxed);
-    // initialize_locals: positional arguments first, then defaults for the
-    // missing ones, then keyword-only defaults (none are missing here).
+    let argcount = rt.argcounts[code as usize].load(Ordering::Relaxed) as usize;
+    // Positional arguments first, then defaults for the missing ones, then
+    // keyword-only defaults (none are missing here).
     let given = args();
     let mut locals = [0; ARGCOUNT];
-    for (i, slot) in locals.iter_mut().enumerate() {
+    for (i, slot) in locals.iter_mut().enumerate().take(argcount) {
         *slot = given.get(i).copied().unwrap_or(defaults);
     }
-    let _ = kwdefaults;
+    std::hint::black_box(kwdefaults);
     Frame {
         code,
         locals,

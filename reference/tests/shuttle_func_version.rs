@@ -52,29 +52,33 @@ fn config(design: Design, trace: bool) -> Config {
     Config {
         threads: 3,
         last_version: 3,
+        cache_size: 0,
         call: CallKind::General,
         design,
         trace,
     }
 }
 
-const CALLER: &[Op] = &[Op::Call, Op::Call, Op::Call];
-const WRITER: &[Op] = &[Op::SetCode, Op::Set(Attr::Defaults)];
+const CALLER: &[Op] = &[Op::Call(0), Op::Call(0), Op::Call(0)];
+const WRITER: &[Op] = &[Op::SetCode(0), Op::Set(0, Attr::Defaults)];
 
 /// Two callers and a writer; with tracing, the trace must replay.
 fn model(design: Design, trace: bool) -> impl Fn() + Send + Sync + 'static {
     move || {
         let cfg = config(design, trace);
         let rt = Runtime::new(cfg.clone());
-        let mut c1 = handle(&rt, 1);
-        let mut w = handle(&rt, 2);
+        let c1 = handle(&rt, 1);
+        let w = handle(&rt, 2);
         let h1 = thread::spawn(move || c1.run(CALLER));
         let h2 = thread::spawn(move || w.run(WRITER));
-        handle(&rt, 0).run(CALLER);
-        h1.join().unwrap();
-        h2.join().unwrap();
+        assert_eq!(handle(&rt, 0).run(CALLER), None);
+        assert_eq!(h1.join().unwrap(), None);
+        assert_eq!(h2.join().unwrap(), None);
         if trace {
-            let events = rt.trace();
+            let events = match rt.traces() {
+                Ok(t) => t.events,
+                Err(e) => panic!("the stop-the-world spec rejects the pause log: {e}"),
+            };
             if let Err(e) = replay::<FuncVersion>(&cfg.spec(), &events) {
                 panic!("the spec rejects a reference trace: {e}\n{events:?}");
             }
