@@ -24,9 +24,9 @@ use loom::model::Builder;
 /// Preemption bound (`LOOM_MAX_PREEMPTIONS` overrides). The pause is the
 /// stop-the-world runtime's, whose locks and parking make the models
 /// larger than the old minimal pause's. Measured on the project's 2-core
-/// machine, release build: the shipped design takes 159 executions
-/// (0.02 s) at 2, 1,541 (0.3 s) at 3 and 14,047 (2.6 s) at 4; the twins
-/// are found in at most 0.26 s at each of those bounds.
+/// machine (loaded), release build: the shipped design takes 159
+/// executions (0.02 s) at 2, 1,480 (0.3 s) at 3 and 12,957 (3.0 s) at 4;
+/// the twins are found in at most 0.45 s at each of those bounds.
 const PREEMPTION_BOUND: usize = 4;
 /// Branch points one execution may take.
 const MAX_BRANCHES: usize = 50_000;
