@@ -1,8 +1,7 @@
 //! The shuttle pass for function versions: random and PCT schedules of
 //! three threads (two callers, one of which makes a blocking call, and a
 //! writer of `__code__` and `__defaults__`, pausing with the stop-the-world
-//! runtime)
-//! over sequentially consistent memory. The shipped design holds on every
+//! runtime) over sequentially consistent memory. The shipped design holds on every
 //! schedule and every traced schedule replays through the spec; each
 //! broken design's torn read is found, and shuttle prints the failing
 //! schedule in a form `shuttle::replay` reruns.
