@@ -45,9 +45,11 @@
 //! - Objects are small integers, as in the spec: a function's attributes
 //!   are atomics holding a code index or the sequence number of the write
 //!   that stored them. The attributes at `MAKE_FUNCTION` are kept as the
-//!   function's `origin`, and every read after a passed guard is asserted
-//!   against them (the spec's `guarded_reads_match_version`); a failed
-//!   assertion panics with that name, so loom and shuttle report it.
+//!   function's `origin`, and in debug builds and under loom and shuttle
+//!   every read after a passed guard is asserted against them (the spec's
+//!   `guarded_reads_match_version`); a failed assertion panics with that
+//!   name, so loom and shuttle report it. Release builds on `std` skip the
+//!   check, so the bench times the call alone.
 //! - Each [`Thread`] has one call site and so one inline cache, as
 //!   thread-local bytecode gives each thread its own (`co_tlbc`).
 //! - The version cache (`func_version_cache`) is bookkeeping of the
@@ -70,7 +72,8 @@
 //! DETACHED, which follows the clear. Without the pause (the `no-pause`
 //! design, gh-115999) no such edge exists, and with an eval-breaker check
 //! between the guard and the reads (the caveat's broken design) the edge
-//! comes too early.
+//! comes too early. `MAKE_FUNCTION` writes a new function's fields before
+//! a `Release` store of the function count, which callers load `Acquire`.
 //!
 //! # Limits
 //! Up to `cpyrt_spec::func_version::MAX_THREADS` threads and
@@ -91,8 +94,6 @@ use crate::primitive::sync::atomic::{AtomicU32, Ordering};
 use crate::primitive::sync::{Arc, Mutex, lock};
 use crate::stw::{self, HandOff, Outcome};
 use crate::trace::Recorder;
-
-pub use translate::translate;
 
 /// The pause instance function versions use: the interpreter's own.
 const SCOPE: Scope = Scope::Interp(0);
@@ -135,7 +136,8 @@ impl Config {
     /// The stop-the-world runtime underneath: one interpreter, every
     /// thread bound from the start, pausing its interpreter, making
     /// blocking calls and exiting at the end of its program; CPython
-    /// 3.14's pause design.
+    /// 3.14's pause design, every contended unlock handing the pause's
+    /// mutex to its waiter.
     pub fn stw(&self) -> stw::Config {
         let role = Role {
             interp: 0,
@@ -264,7 +266,7 @@ impl Runtime {
     pub fn traces(&self) -> Result<Traces, String> {
         let pause = self.stw.take_trace();
         let mine = self.trace.take();
-        let events = translate(&self.cfg, &pause, &mine)?;
+        let events = translate::translate(&self.cfg, &pause, &mine)?;
         Ok(Traces { pause, events })
     }
 

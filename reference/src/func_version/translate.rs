@@ -38,7 +38,11 @@ use super::{Config, Placed, SCOPE};
 
 /// Merges the runtime's own events (`mine`, each placed at the pause log's
 /// length when it ran) with the pause events derived from `pause`.
-pub fn translate(cfg: &Config, pause: &[StwEvent], mine: &[Placed]) -> Result<Vec<Event>, String> {
+pub(super) fn translate(
+    cfg: &Config,
+    pause: &[StwEvent],
+    mine: &[Placed],
+) -> Result<Vec<Event>, String> {
     let states = replay::<Stop>(&cfg.stw().spec(), pause).map_err(|e| e.to_string())?;
     let mut t = Translator {
         run: vec![Run::Attached; cfg.threads],
