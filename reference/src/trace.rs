@@ -118,4 +118,13 @@ impl<E> Emit<'_, E> {
     pub fn is_recording(&self) -> bool {
         self.log.is_some()
     }
+
+    /// How many events the log held before this step's own (0 when not
+    /// recording). A mechanism that runs its steps inside another
+    /// recorder's step (function versions inside the stop-the-world
+    /// runtime's) notes it to place its events in that log's order.
+    #[inline]
+    pub fn position(&self) -> usize {
+        self.log.as_deref().map_or(0, Vec::len)
+    }
 }

@@ -168,17 +168,12 @@ fn reference_lines() {
 /// base design, default bounds: safety only (stateright BFS, one worker),
 /// so the lines compare with the QSBR baseline above.
 fn all_models_lines() {
-    use cpyrt_models::registry::{DEFAULT_BOUNDS, MECHANISMS};
-    use cpyrt_models::run::RunOptions;
+    use cpyrt_models::registry::MECHANISMS;
     println!("\n== every model, base design, default threads, safety only");
-    let opts = RunOptions {
-        skip_liveness: true,
-        ..RunOptions::default()
-    };
     let mut baseline = None;
     for mech in MECHANISMS {
         let threads = mech.default_threads();
-        match mech.check("base", threads, DEFAULT_BOUNDS, &opts, &mut |_| {}) {
+        match safety_run(*mech) {
             Ok(r) => {
                 let rate = r.unique_states as f64 / r.seconds.max(1e-9);
                 let base = *baseline.get_or_insert(rate);
@@ -194,6 +189,71 @@ fn all_models_lines() {
             Err(e) => println!("{:<14} {threads} threads: {e}", mech.name()),
         }
     }
+}
+
+/// One model's safety run at its default threads and bounds, base design
+/// (stateright BFS, one worker), as the `models` lines run it.
+fn safety_run(
+    mech: &dyn cpyrt_models::registry::Mechanism,
+) -> Result<cpyrt_models::report::Report, String> {
+    use cpyrt_models::registry::DEFAULT_BOUNDS;
+    use cpyrt_models::run::RunOptions;
+    let opts = RunOptions {
+        skip_liveness: true,
+        ..RunOptions::default()
+    };
+    mech.check(
+        "base",
+        mech.default_threads(),
+        DEFAULT_BOUNDS,
+        &opts,
+        &mut |_| {},
+    )
+}
+
+/// Function versions: the reference's cost of a specialized `CALL` (the
+/// version guard, then the reads it trusts) against the generic path
+/// (`_PyFunction_Vectorcall` binding the frame from fresh loads), per call
+/// on one attached thread with tracing off, for both specialized calls;
+/// then the function-version model's safety throughput at its default
+/// configuration against QSBR's, measured in the same run.
+fn func_version_lines() {
+    use cpyrt_reference::func_version::{Called, Config, Runtime, thread};
+    use cpyrt_spec::func_version::{CallKind, Design as FvDesign};
+    println!("\n== function versions: reference call cost, tracing off, one thread");
+    for call in [CallKind::ExactArgs, CallKind::General] {
+        let rt = Runtime::new(Config {
+            threads: 1,
+            last_version: u32::MAX,
+            cache_size: 0,
+            call,
+            design: FvDesign::CPYTHON,
+            trace: false,
+        });
+        let mut th = thread(&rt, 0);
+        // The first call takes the generic path and specializes the site.
+        assert!(matches!(th.call(0), Ok(Called::Generic(_))));
+        let specialized = per_op(ITERS, &mut |n| {
+            for _ in 0..n {
+                let called = th.call(black_box(0)).expect("no finalization in the bench");
+                assert!(matches!(called, Called::Specialized(_)));
+                black_box(called);
+            }
+        });
+        let generic = per_op(ITERS, &mut |n| {
+            for _ in 0..n {
+                black_box(th.generic_call(black_box(0)));
+            }
+        });
+        println!(
+            "{call:?}: specialized {:.1} ns/call, generic {:.1} ns/call: specialized/generic {:.2}",
+            ns(specialized),
+            ns(generic),
+            ns(specialized) / ns(generic)
+        );
+        th.run(&[]);
+    }
+    model_against_qsbr("func-version");
 }
 
 /// Stop-the-world pause latency in the reference: one requester pauses its
@@ -570,5 +630,8 @@ fn main() {
     #[cfg(unix)]
     if only.is_none_or(|o| o == "fork") {
         fork_lines();
+    }
+    if only.is_none_or(|o| o == "func-version") {
+        func_version_lines();
     }
 }
