@@ -290,7 +290,7 @@ fn stw_lines() {
 /// against the 1-worker time. The reference has no thread cap (a runtime
 /// hands out 64-bit tokens; only traced runs are bounded by the spec's
 /// thread count).
-#[cfg(unix)]
+#[cfg(all(unix, not(any(cpyrt_loom, cpyrt_shuttle))))]
 fn fork_lines() {
     use cpyrt_models::registry::{DEFAULT_BOUNDS, find};
     use cpyrt_models::run::RunOptions;
@@ -400,7 +400,7 @@ fn main() {
     if only.is_none_or(|o| o == "stw") {
         stw_lines();
     }
-    #[cfg(unix)]
+    #[cfg(all(unix, not(any(cpyrt_loom, cpyrt_shuttle))))]
     if only.is_none_or(|o| o == "fork") {
         fork_lines();
     }
