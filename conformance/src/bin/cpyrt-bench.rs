@@ -516,7 +516,7 @@ fn model_against_qsbr(name: &str) {
 /// against the 1-worker time. The reference has no thread cap (a runtime
 /// hands out 64-bit tokens; only traced runs are bounded by the spec's
 /// thread count).
-#[cfg(unix)]
+#[cfg(all(unix, not(any(cpyrt_loom, cpyrt_shuttle))))]
 fn fork_lines() {
     use cpyrt_reference::fork::{Channel, Forked, Runtime, ThreadHandle, exit_child, wait_child};
     use std::sync::Arc;
@@ -627,7 +627,7 @@ fn main() {
     if only.is_none_or(|o| o == "gil") {
         gil_lines();
     }
-    #[cfg(unix)]
+    #[cfg(all(unix, not(any(cpyrt_loom, cpyrt_shuttle))))]
     if only.is_none_or(|o| o == "fork") {
         fork_lines();
     }
