@@ -452,6 +452,7 @@ fn type_version_lines() {
 }
 
 /// Seconds each side of the GIL-against-CPython comparison runs.
+#[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
 const GIL_SECONDS: f64 = 3.0;
 
 /// The GIL: the reference against `python3` on the same hand-off workload
@@ -459,6 +460,7 @@ const GIL_SECONDS: f64 = 3.0;
 /// saying so when `python3` is missing), then the GIL model's safety
 /// throughput at its default configuration against QSBR's, measured in the
 /// same run.
+#[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
 fn gil_lines() {
     print!("\n== ");
     cpyrt_reference::gil::bench::compare_with_cpython(GIL_SECONDS);
@@ -624,6 +626,7 @@ fn main() {
     if only.is_none_or(|o| o == "type-version") {
         type_version_lines();
     }
+    #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
     if only.is_none_or(|o| o == "gil") {
         gil_lines();
     }
