@@ -112,7 +112,16 @@ pub enum Status {
 /// One driver action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Act {
-    Issue(u8, Cmd),
+    /// An operation for a thread; `checked`: after an eval-breaker check,
+    /// as the instruction loop runs it (`eval::run`). Unchecked, it runs as
+    /// code between two checks does (a C function that locks, calls and
+    /// unlocks within one instruction): offered only while PLEASE_STOP is
+    /// set, since otherwise the check does nothing.
+    Issue {
+        thread: u8,
+        cmd: Cmd,
+        checked: bool,
+    },
     Grant(u8),
 }
 
@@ -215,7 +224,8 @@ impl StepGate for Gate {
 
 enum Msg {
     Start(Arc<Runtime>),
-    Do(Cmd),
+    /// An operation, after an eval-breaker check or not.
+    Do(Cmd, bool),
     /// Drop the thread's handle; the run is over.
     Reset,
 }
@@ -285,7 +295,7 @@ fn serve(rt: &Arc<Runtime>, tid: u8, shared: &Shared, rx: &Receiver<Msg>) -> boo
         .then(|| Runtime::bound(rt, tid));
     loop {
         match rx.recv() {
-            Ok(Msg::Do(cmd)) => {
+            Ok(Msg::Do(cmd, checked)) => {
                 let r = catch_unwind(AssertUnwindSafe(|| match cmd.op() {
                     None => match Runtime::create(rt, tid) {
                         Ok(t) => {
@@ -298,7 +308,11 @@ fn serve(rt: &Arc<Runtime>, tid: u8, shared: &Shared, rx: &Receiver<Msg>) -> boo
                         let t = th
                             .as_mut()
                             .expect("an operation for a thread without a state");
-                        eval::run(t, &[op]).is_none()
+                        if checked {
+                            eval::run(t, &[op]).is_none()
+                        } else {
+                            eval::Machine::exec(t, &op).is_continue()
+                        }
                     }
                 }));
                 let report = match r {
@@ -402,11 +416,22 @@ fn actions(cfg: &Config, s: &State, status: &[Status]) -> Vec<Act> {
     for (t, st) in status.iter().enumerate() {
         match st {
             Status::Busy { .. } if enabled & (1 << t) != 0 => out.push(Act::Grant(t as u8)),
-            _ => out.extend(
-                commands(cfg, s, t, *st)
-                    .into_iter()
-                    .map(|c| Act::Issue(t as u8, c)),
-            ),
+            _ => {
+                for cmd in commands(cfg, s, t, *st) {
+                    out.push(Act::Issue {
+                        thread: t as u8,
+                        cmd,
+                        checked: true,
+                    });
+                    if *st == Status::Idle && s.threads[t].please_stop && cmd != Cmd::Check {
+                        out.push(Act::Issue {
+                            thread: t as u8,
+                            cmd,
+                            checked: false,
+                        });
+                    }
+                }
+            }
         }
     }
     out
@@ -664,11 +689,15 @@ impl Explorer {
     fn act(&self, run: &mut Run, act: Act, out: &mut Explored) {
         out.actions += 1;
         match act {
-            Act::Issue(t, cmd) => {
+            Act::Issue {
+                thread: t,
+                cmd,
+                checked,
+            } => {
                 let ti = t as usize;
-                let handling = cmd != Cmd::Create && run.state.threads[ti].please_stop;
+                let handling = checked && cmd != Cmd::Create && run.state.threads[ti].please_stop;
                 self.shared.lock().report[ti] = Report::Working;
-                self.workers[ti].send(Msg::Do(cmd));
+                self.workers[ti].send(Msg::Do(cmd, checked));
                 let g = self.shared.lock();
                 let g = self.shared.wait_for(
                     g,
@@ -773,13 +802,29 @@ impl Explorer {
             let enabled = enabled_threads(&self.cfg, &run.state);
             let idle = |t: usize| run.status[t] == Status::Idle;
             if let Some(t) = (0..n).find(|&t| idle(t) && run.state.threads[t].please_stop) {
-                self.act(run, Act::Issue(t as u8, Cmd::Check), out);
+                self.act(
+                    run,
+                    Act::Issue {
+                        thread: t as u8,
+                        cmd: Cmd::Check,
+                        checked: true,
+                    },
+                    out,
+                );
                 continue;
             }
             if let Some(t) =
                 (0..n).find(|&t| idle(t) && matches!(run.state.threads[t].cs, Cs::Held(_)))
             {
-                self.act(run, Act::Issue(t as u8, Cmd::End), out);
+                self.act(
+                    run,
+                    Act::Issue {
+                        thread: t as u8,
+                        cmd: Cmd::End,
+                        checked: true,
+                    },
+                    out,
+                );
                 continue;
             }
             let busy = (0..n)
