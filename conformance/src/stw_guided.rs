@@ -38,6 +38,15 @@
 //! spec state the recorded events visit is collected, the wind-down's
 //! included; every event must be accepted by the spec with every invariant
 //! holding.
+//!
+//! # Limits
+//! A node is what the spec state and the threads' activities say. State
+//! the reference keeps beyond them breaks the search's determinism, and
+//! the explorer reports it (a replay or a known action lands elsewhere):
+//! the fairness hand-off's wake counts are such state, so only
+//! `HandOff::ALWAYS` (every woken waiter is handed the lock) explores
+//! cleanly, and wakes that leave the lock free are never taken. The
+//! parking lot wakes its oldest waiter, where the spec may wake any.
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -535,7 +544,8 @@ pub struct Explorer {
 impl Explorer {
     /// An explorer of the reference under the model's configuration `cfg`
     /// (its design and roles; its pause budget bounds what is issued),
-    /// with the fairness hand-off rule `hand_off`.
+    /// with the fairness hand-off rule `hand_off` (see the module doc's
+    /// limits: `HandOff::ALWAYS` is the setting the search is exact for).
     pub fn new(cfg: &Config, hand_off: HandOff) -> Explorer {
         let n = cfg.roles.len();
         let shared = Arc::new(Shared {
