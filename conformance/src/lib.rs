@@ -21,6 +21,8 @@ pub mod qsbr;
 #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
 pub mod qsbr_guided;
 pub mod qsbr_lockstep;
+#[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
+pub mod stw_guided;
 
 /// A source of choices for a workload: shuttle's scheduler-controlled
 /// random numbers, a quickcheck-generated script, or a fixed script for loom.

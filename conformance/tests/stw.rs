@@ -4,7 +4,10 @@
 //! model reaches (the reference does nothing the model does not), with the
 //! fraction of the model's states the runs cover printed; and the model's
 //! shortest counterexamples replayed by the same spec the reference is
-//! checked against.
+//! checked against. These runs leave the interleaving to the OS and reach
+//! few of the model's states (178 of 8,860 and 188 of 95,986); the
+//! step-gated explorer of `conformance/tests/stw_guided.rs` schedules the
+//! same reference one step at a time and reaches many more.
 #![cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
 
 use std::collections::{HashSet, VecDeque};

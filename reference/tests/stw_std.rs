@@ -186,3 +186,49 @@ fn shipped_designs_run_and_their_traces_replay_through_the_spec() {
     }
     eprintln!("event kinds seen: {kinds:?}; threads hung at finalization: {hung}");
 }
+
+#[test]
+fn untraced_runtimes_hold_more_threads_than_a_spec_state() {
+    // Four threads in a critical-section loop with checks, and a fifth that
+    // pauses their interpreter and then the world: the latency bench's
+    // setting (4 running threads and the requester).
+    use Op::*;
+    for _ in 0..20 {
+        let mut programs: Vec<Program> = (0..4)
+            .map(|_| {
+                program(
+                    role(0, true, false),
+                    &[Begin, Check, End, Check, Check, Exit],
+                )
+            })
+            .collect();
+        programs.push(program(
+            role(0, true, false),
+            &[
+                Pause {
+                    scope: I0,
+                    cs: true,
+                },
+                Pause {
+                    scope: G,
+                    cs: false,
+                },
+                Exit,
+            ],
+        ));
+        let rt = Runtime::new(config(1, &programs, Design::CPYTHON, false));
+        let outcomes = run(&rt, programs);
+        assert!(
+            outcomes.iter().all(|o| *o == Some(Outcome::Exited)),
+            "{outcomes:?}"
+        );
+        assert!(rt.checks() > 0, "the invariant checks ran");
+    }
+    // A traced runtime must fit a spec state: its trace replays there.
+    let programs: Vec<Program> = (0..5)
+        .map(|_| program(role(0, true, false), &[Exit]))
+        .collect();
+    let refused =
+        std::panic::catch_unwind(|| Runtime::new(config(1, &programs, Design::CPYTHON, true)));
+    assert!(refused.is_err(), "a traced 5-thread runtime was built");
+}

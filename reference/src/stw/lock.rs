@@ -37,8 +37,8 @@ struct MutexState {
     /// Parked waiters, first parked first (`_PyParkingLot_Unpark` wakes the
     /// oldest).
     parked: VecDeque<u8>,
-    /// Times each thread was woken without the lock (thread bitmask index).
-    misses: [u8; 8],
+    /// Times each thread was woken without the lock, by thread id.
+    misses: [u8; super::MAX_THREADS],
     /// The process exited: parked threads stop waiting.
     abandoned: bool,
 }

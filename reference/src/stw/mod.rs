@@ -51,8 +51,11 @@
 //! `cpyrt_spec::replay::<Stop>` under [`Config::spec`].
 //!
 //! # Limits
-//! Up to `cpyrt_spec::stw::MAX_THREADS` threads (the spec's events carry
-//! `u8` thread ids and thread sets are bitmasks) and two interpreters.
+//! Up to [`MAX_THREADS`] threads (8: the read-write mutex keeps its readers
+//! and parked threads as `u8` bitmasks) and two interpreters. A traced
+//! runtime holds at most `cpyrt_spec::stw::MAX_THREADS` (4), the most a
+//! spec state has, since its trace must replay in the spec; untraced runs
+//! (the pause-latency bench) may use more.
 
 /// Whether the spec's invariants are asserted: in debug builds and under
 /// loom and shuttle.
@@ -67,7 +70,10 @@ pub use lock::HandOff;
 pub use pause::Paused;
 pub use thread::{Op, Outcome, Thread};
 
-use cpyrt_spec::stw::{Config as SpecConfig, MAX_INTERPS, MAX_THREADS};
+use cpyrt_spec::stw::{Config as SpecConfig, MAX_INTERPS};
+
+/// Most threads a runtime holds (thread sets are `u8` bitmasks).
+pub const MAX_THREADS: usize = 8;
 
 use crate::primitive::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::primitive::sync::{Arc, Condvar, Mutex, MutexGuard, lock};
@@ -180,6 +186,29 @@ pub struct Runtime {
     /// released its locks (see [`Runtime::step`]).
     pub(crate) failed: Mutex<Option<&'static str>>,
     pub(crate) trace: Recorder<Event>,
+    /// The driver's hook around every step, when one is installed
+    /// ([`Runtime::set_gate`]; std builds only).
+    #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
+    pub(crate) gate: std::sync::OnceLock<std::sync::Arc<dyn StepGate>>,
+}
+
+/// A hook around every spec step of a [`Runtime`], for a driver that
+/// schedules the runtime's threads one step at a time (std builds only).
+///
+/// Every write to state that a spec event observes happens inside a step
+/// (see `crate::trace`), and blocking happens only between steps, so a
+/// driver that lets one step run at a time decides the execution: each
+/// step sees the state the previous ones left, whatever the OS scheduler
+/// does meanwhile. The conformance suite's guided explorer uses it to walk
+/// the reference through the spec's interleavings.
+#[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
+pub trait StepGate: Send + Sync + std::fmt::Debug {
+    /// Called by the stepping thread before a step; may block until the
+    /// driver lets the step run.
+    fn before(&self);
+    /// Called by the same thread once the step's events are recorded and
+    /// its locks released (before an invariant failure it found panics).
+    fn after(&self);
 }
 
 impl Runtime {
@@ -192,7 +221,27 @@ impl Runtime {
             (1..=MAX_THREADS).contains(&cfg.roles.len()),
             "1 to {MAX_THREADS} threads"
         );
-        cfg.spec().validate().expect("a valid configuration");
+        let spec = cfg.spec();
+        if cfg.roles.len() <= cpyrt_spec::stw::MAX_THREADS {
+            spec.validate().expect("a valid configuration");
+        } else {
+            // More threads than a spec state holds: no trace to replay, and
+            // each role is checked on its own (the spec's role rules are
+            // per thread).
+            assert!(
+                !cfg.trace,
+                "a traced runtime holds at most {} threads (its trace replays in the spec)",
+                cpyrt_spec::stw::MAX_THREADS
+            );
+            for r in &cfg.roles {
+                SpecConfig {
+                    roles: vec![*r],
+                    ..spec.clone()
+                }
+                .validate()
+                .expect("a valid configuration");
+            }
+        }
         let instances = 1 + cfg.interps as usize;
         let tstates = cfg
             .roles
@@ -237,6 +286,8 @@ impl Runtime {
             checks: AtomicU64::new(0),
             failed: Mutex::new(None),
             trace: Recorder::new(cfg.trace),
+            #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
+            gate: std::sync::OnceLock::new(),
             cfg,
         })
     }
@@ -253,6 +304,15 @@ impl Runtime {
     /// How many invariant checks ran.
     pub fn checks(&self) -> u64 {
         self.checks.load(Ordering::Relaxed)
+    }
+
+    /// Installs a [`StepGate`]: from now on every step waits for it. Set it
+    /// before any thread uses the runtime; a second gate is refused.
+    #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
+    pub fn set_gate(&self, gate: std::sync::Arc<dyn StepGate>) -> Result<(), String> {
+        self.gate
+            .set(gate)
+            .map_err(|_| "this runtime already has a step gate".to_string())
     }
 
     /// The handle of a thread that starts bound and attached.
@@ -341,7 +401,17 @@ impl Runtime {
     /// model checker tears down a failed execution, and a guard of its
     /// mutexes held by a panicking thread must not outlive the execution.
     pub(crate) fn step<R>(&self, op: impl FnOnce(&mut crate::trace::Emit<'_, Event>) -> R) -> R {
+        #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
+        let gate = self.gate.get();
+        #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
+        if let Some(g) = gate {
+            g.before();
+        }
         let r = self.trace.step(op);
+        #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
+        if let Some(g) = gate {
+            g.after();
+        }
         let failed = lock(&self.failed).take();
         if let Some(what) = failed {
             panic!("{what}");

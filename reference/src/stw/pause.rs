@@ -361,8 +361,7 @@ impl Thread {
         assert_eq!(self.cs, Cs::None, "finalization outside critical sections");
         let rt = Arc::clone(&self.rt);
         let (tid, interp) = (self.tid, self.interp());
-        rt.trace
-            .step(|log| log.emit(Event::Shutdown { thread: tid }));
+        rt.step(|log| log.emit(Event::Shutdown { thread: tid }));
         self.take_locks(Scope::Global, false)?;
         self.stop(Scope::Global)?;
         rt.step(|log| {

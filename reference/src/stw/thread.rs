@@ -393,6 +393,14 @@ impl Thread {
     /// The requester's stop-event wait: until the event is set, a thread
     /// detached since `seen`, or (std only) 1 ms passed.
     pub(super) fn wait_event(&self, scope: Scope, seen: u64) {
+        // Under a step gate the gate is the wait: the requester stops at
+        // the gate of its next step (`StwWait`), and the driver lets it
+        // through when it chooses the wait to end, with the event set or
+        // after a timeout (the spec's choice), instead of after 1 ms.
+        #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
+        if self.rt.gate.get().is_some() {
+            return;
+        }
         let mut ev = lock(&self.rt.events);
         while !ev.set[scope.index()] && ev.detaches == seen {
             let (guard, timed_out) = wait_timeout(
