@@ -31,7 +31,9 @@ fn main() -> ExitCode {
             println!("usage: cargo xtask <test|docs|bench> [options]");
             println!("  test [--skip-miri] [--only fmt|unit|loom|shuttle|miri]");
             println!("  docs [OUT_DIR]       (default target/docs)");
-            println!("  bench [section]      (throughput and cost ratios; sections: model, reference, models, stw, func-version, type-version, gil, fork)");
+            println!(
+                "  bench [section]      (throughput and cost ratios; sections: model, reference, models, stw, func-version, type-version, gil, fork)"
+            );
             return ExitCode::SUCCESS;
         }
         other => Err(format!("unknown task `{other}`; known: test, docs, bench")),
