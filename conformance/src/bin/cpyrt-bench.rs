@@ -286,6 +286,7 @@ fn stw_lines() {
 }
 
 /// Seconds each side of the GIL-against-CPython comparison runs.
+#[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
 const GIL_SECONDS: f64 = 3.0;
 
 /// The GIL: the reference against `python3` on the same hand-off workload
@@ -298,8 +299,13 @@ const GIL_SECONDS: f64 = 3.0;
 fn gil_lines() {
     use cpyrt_models::registry::{DEFAULT_BOUNDS, find};
     use cpyrt_models::run::RunOptions;
-    print!("\n== ");
-    cpyrt_reference::gil::bench::compare_with_cpython(GIL_SECONDS);
+    // The hand-off workload is std only (the loom and shuttle passes
+    // build this binary too).
+    #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
+    {
+        print!("\n== ");
+        cpyrt_reference::gil::bench::compare_with_cpython(GIL_SECONDS);
+    }
     println!("\n== GIL model against QSBR's, base design, safety only");
     let opts = RunOptions {
         skip_liveness: true,
