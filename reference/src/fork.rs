@@ -80,8 +80,12 @@
 //! show the repairs were needed.
 //!
 //! # Limits
-//! Unix only; not under loom or shuttle (a model checker's scheduler
-//! cannot fork). Fork in a process whose other threads belong to someone
+//! Unix only; not under loom. Shuttle's scheduler cannot fork: under
+//! shuttle `Runtime::fork_parent_only` replaces [`Runtime::fork`],
+//! running the parent's side (before-fork hook, the parent's `Fork`
+//! event, `PyOS_AfterFork_Parent`) so schedules of threads running into
+//! the protocol can be explored (`reference/tests/shuttle_fork.rs`); the
+//! pipe and process helpers are std's only. Fork in a process whose other threads belong to someone
 //! else (a test harness) is unsafe: run it in a process of its own.
 
 use std::cell::Cell;
@@ -97,9 +101,11 @@ use crate::trace::Recorder;
 pub use cpyrt_spec::fork::Event;
 use cpyrt_spec::fork::{BeforeStep, ChildStep, ParentStep, Process};
 
+#[cfg(not(cpyrt_shuttle))]
 mod channel;
 mod handle;
 
+#[cfg(not(cpyrt_shuttle))]
 pub use channel::{Channel, exit_child, wait_child};
 pub use handle::{HandleState, JoinError, StartError, ThreadHandle};
 
@@ -132,7 +138,7 @@ pub const MAIN: Token = 1;
 /// by a foreign thread).
 const FOREIGN: Token = u64::MAX;
 
-std::thread_local! {
+crate::primitive::thread::thread_local! {
     /// `_Py_tss_tstate`'s identity: the current thread's token.
     static CURRENT: Cell<Token> = const { Cell::new(FOREIGN) };
 }

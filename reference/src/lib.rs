@@ -11,8 +11,10 @@
 
 pub mod eval;
 // fork() is a process-level operation a model checker's scheduler cannot
-// run; the module is the plain std build's, on Unix.
-#[cfg(all(unix, not(any(cpyrt_loom, cpyrt_shuttle))))]
+// run: the module is the plain std build's, on Unix, and shuttle's, where
+// `Runtime::fork_parent_only` runs the protocol up to and after fork()
+// without forking.
+#[cfg(any(cpyrt_shuttle, all(unix, not(cpyrt_loom))))]
 pub mod fork;
 pub mod func_version;
 pub mod gil;

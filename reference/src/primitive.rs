@@ -99,6 +99,15 @@ pub mod thread {
     pub use shuttle::thread::{JoinHandle, spawn, yield_now};
     #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
     pub use std::thread::{JoinHandle, spawn, yield_now};
+
+    // Thread-locals of the scheduler's threads (shuttle's and loom's
+    // threads share OS threads, so `std::thread_local!` would be shared).
+    #[cfg(cpyrt_loom)]
+    pub use loom::thread_local;
+    #[cfg(cpyrt_shuttle)]
+    pub use shuttle::thread_local;
+    #[cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
+    pub use std::thread_local;
 }
 
 /// `UnsafeCell` with loom's closure API.

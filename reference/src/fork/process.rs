@@ -43,7 +43,41 @@ pub struct Repairs {
 impl Runtime {
     /// `os.fork()` from the main thread, attached: the before-fork hook,
     /// `fork()`, and the after-fork hook of whichever process returns.
+    #[cfg(not(cpyrt_shuttle))]
     pub fn fork(&self, ctx: &ThreadCtx) -> std::io::Result<Forked> {
+        self.before_fork(ctx);
+        // fork() inside the recorder's step: see the module doc.
+        let pid = self.rec.step(|e| {
+            // SAFETY: fork() itself is always safe to call. What the child
+            // may do afterwards is the question: every runtime thread but
+            // this one is suspended at a safe point, detached outside the
+            // runtime's locks, or waiting for HEAD_LOCK, no thread is inside
+            // a recorder step (we hold its lock), and the child repairs the
+            // runtime's state before anything else runs. Memory allocation
+            // in the child relies on the C library's own fork handlers, as
+            // CPython does.
+            let pid = unsafe { libc::fork() };
+            if pid >= 0 {
+                e.emit(super::fork_event(pid == 0));
+            }
+            pid
+        });
+        if pid < 0 {
+            let err = std::io::Error::last_os_error();
+            self.after_fork_parent(ctx);
+            return Err(err);
+        }
+        if pid == 0 {
+            Ok(Forked::Child(self.after_fork_child(ctx)))
+        } else {
+            self.after_fork_parent(ctx);
+            Ok(Forked::Parent { pid })
+        }
+    }
+
+    /// `PyOS_BeforeFork` by the main thread, attached, for the one fork of
+    /// the runtime: the import lock, the global pause, then `HEAD_LOCK`.
+    fn before_fork(&self, ctx: &ThreadCtx) {
         let me = ctx.token();
         assert_eq!(
             me,
@@ -79,33 +113,18 @@ impl Runtime {
         });
         self.fork_watermark
             .store(self.next_token.load(Ordering::Relaxed), Ordering::Relaxed);
-        // fork() inside the recorder's step: see the module doc.
-        let pid = self.rec.step(|e| {
-            // SAFETY: fork() itself is always safe to call. What the child
-            // may do afterwards is the question: every runtime thread but
-            // this one is suspended at a safe point, detached outside the
-            // runtime's locks, or waiting for HEAD_LOCK, no thread is inside
-            // a recorder step (we hold its lock), and the child repairs the
-            // runtime's state before anything else runs. Memory allocation
-            // in the child relies on the C library's own fork handlers, as
-            // CPython does.
-            let pid = unsafe { libc::fork() };
-            if pid >= 0 {
-                e.emit(super::fork_event(pid == 0));
-            }
-            pid
-        });
-        if pid < 0 {
-            let err = std::io::Error::last_os_error();
-            self.after_fork_parent(ctx);
-            return Err(err);
-        }
-        if pid == 0 {
-            Ok(Forked::Child(self.after_fork_child(ctx)))
-        } else {
-            self.after_fork_parent(ctx);
-            Ok(Forked::Parent { pid })
-        }
+    }
+
+    /// `os.fork()` under shuttle, whose scheduler cannot fork: the
+    /// before-fork hook, the parent's `Fork` event recorded as `Runtime::fork`
+    /// records it when `fork()` returns in the parent (one recorder step
+    /// taken with `HEAD_LOCK` held), and `PyOS_AfterFork_Parent`. The child's
+    /// side is the std build's.
+    #[cfg(cpyrt_shuttle)]
+    pub fn fork_parent_only(&self, ctx: &ThreadCtx) {
+        self.before_fork(ctx);
+        self.rec.step(|e| e.emit(super::fork_event(false)));
+        self.after_fork_parent(ctx);
     }
 
     /// `PyOS_AfterFork_Parent`.
@@ -127,7 +146,9 @@ impl Runtime {
     }
 
     /// `PyOS_AfterFork_Child`, in CPython's order, one recorded step each.
-    /// Only this thread exists.
+    /// Only this thread exists. (Compiled under shuttle, which cannot
+    /// fork and so never calls it, to keep one build of the module.)
+    #[cfg_attr(cpyrt_shuttle, allow(dead_code))]
     fn after_fork_child(&self, ctx: &ThreadCtx) -> Repairs {
         let started = Instant::now();
         let (me, thread) = (ctx.token(), ctx.index());
