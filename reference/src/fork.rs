@@ -118,6 +118,12 @@ pub struct Options {
     /// by [`Runtime::use_qsbr`]. Off: the broken twin that leaves dead
     /// threads' QSBR slots as they were copied.
     pub qsbr_after_fork: bool,
+    /// `PyOS_BeforeFork` takes `HEAD_LOCK` last and holds it across
+    /// `fork()`, the parent releasing it first (gh-116522). Off: the broken
+    /// twin (the spec's `hold_head_lock_across_fork` off), where a thread
+    /// finishing `thread_run`, which no pause stops, can be half-way
+    /// through a change to the runtime's lists when memory is copied.
+    pub hold_head_lock_across_fork: bool,
 }
 
 impl Options {
@@ -125,6 +131,7 @@ impl Options {
     pub const CPYTHON: Options = Options {
         trace: false,
         qsbr_after_fork: true,
+        hold_head_lock_across_fork: true,
     };
 }
 
@@ -314,6 +321,7 @@ pub struct Runtime {
     next_index: AtomicU32,
     rec: Recorder<Event>,
     qsbr_after_fork: bool,
+    hold_head_lock: bool,
     /// The domain `_Py_qsbr_after_fork` repairs in the child, with the
     /// forker's slot.
     qsbr: Mutex<QsbrLink>,
@@ -460,6 +468,7 @@ impl Runtime {
             next_index: AtomicU32::new(1),
             rec: Recorder::new(opts.trace),
             qsbr_after_fork: opts.qsbr_after_fork,
+            hold_head_lock: opts.hold_head_lock_across_fork,
             qsbr: Mutex::new(QsbrLink::default()),
         });
         CURRENT.with(|c| c.set(MAIN));

@@ -104,13 +104,15 @@ impl Runtime {
         );
         self.import.level.store(1, Ordering::Relaxed);
         self.stop_world(ctx, true);
-        self.head.lock(me);
-        self.rec.step(|e| {
-            e.emit(Event::BeforeFork {
-                thread,
-                step: BeforeStep::HeadLock,
-            })
-        });
+        if self.hold_head_lock {
+            self.head.lock(me);
+            self.rec.step(|e| {
+                e.emit(Event::BeforeFork {
+                    thread,
+                    step: BeforeStep::HeadLock,
+                })
+            });
+        }
         self.fork_watermark
             .store(self.next_token.load(Ordering::Relaxed), Ordering::Relaxed);
     }
@@ -131,10 +133,12 @@ impl Runtime {
     fn after_fork_parent(&self, ctx: &ThreadCtx) {
         let (me, thread) = (ctx.token(), ctx.index());
         let ev = |step| Event::AfterForkParent { thread, step };
-        self.rec.step(|e| {
-            self.head.unlock(me);
-            e.emit(ev(ParentStep::HeadUnlock));
-        });
+        if self.hold_head_lock {
+            self.rec.step(|e| {
+                self.head.unlock(me);
+                e.emit(ev(ParentStep::HeadUnlock));
+            });
+        }
         self.head.lock(me);
         self.rec
             .step(|e| self.restart_world(me, e, ev(ParentStep::StartWorldAll)));
