@@ -20,14 +20,13 @@
 #![cfg(all(unix, not(any(cpyrt_loom, cpyrt_shuttle))))]
 
 use std::collections::{HashSet, VecDeque};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cpyrt_reference::fork::{
     Channel, Event, Forked, HandleState, Options, Runtime, ThreadCtx, ThreadHandle, exit_child,
-    wait_child,
+    run_alone, wait_child,
 };
 use cpyrt_reference::qsbr::{Config as QsbrConfig, Domain, Published, Reclaim};
 use cpyrt_spec::fork::{Config, Design, Fork, Obj, State};
@@ -52,25 +51,7 @@ fn real_fork_runs_are_model_runs() {
     if std::env::var_os(SCENARIO_ENV).is_some() {
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "fork_runs",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(SCENARIO_ENV, "1")
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains(PASSED),
-        "fork runs failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
+    let stderr = run_alone("fork_runs", SCENARIO_ENV, PASSED).unwrap_or_else(|e| panic!("{e}"));
     for line in stderr.lines().filter(|l| l.starts_with("fork:")) {
         eprintln!("{line}");
     }

@@ -106,7 +106,7 @@ mod channel;
 mod handle;
 
 #[cfg(not(cpyrt_shuttle))]
-pub use channel::{Channel, exit_child, wait_child};
+pub use channel::{Channel, exit_child, run_alone, wait_child};
 pub use handle::{HandleState, JoinError, StartError, ThreadHandle};
 
 /// How a runtime is built.

@@ -18,13 +18,13 @@
 #![cfg(not(any(cpyrt_loom, cpyrt_shuttle)))]
 #![cfg(unix)]
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cpyrt_reference::fork::{
     Forked, HandleState, JoinError, Options, Repairs, Runtime, ThreadCtx, ThreadHandle, exit_child,
+    run_alone,
 };
 use cpyrt_reference::qsbr::{Config, Domain, Published, QsbrThread, Reclaim};
 
@@ -45,25 +45,9 @@ fn fork_with_running_threads() {
     if std::env::var_os(SCENARIO_ENV).is_some() {
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "fork_scenario",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(SCENARIO_ENV, "1")
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains(PASSED),
-        "fork scenario failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
+    if let Err(e) = run_alone("fork_scenario", SCENARIO_ENV, PASSED) {
+        panic!("{e}");
+    }
 }
 
 /// A payload that counts its drops (the real frees).
@@ -414,25 +398,9 @@ fn qsbr_after_fork_releases_dead_slots() {
     if std::env::var_os(QSBR_ENV).is_some() {
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "qsbr_scenario",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(QSBR_ENV, "1")
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains(QSBR_PASSED),
-        "qsbr scenario failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
+    if let Err(e) = run_alone("qsbr_scenario", QSBR_ENV, QSBR_PASSED) {
+        panic!("{e}");
+    }
 }
 
 /// One fork with a parent thread attached to the domain at the fork.

@@ -104,3 +104,35 @@ pub fn wait_child(pid: i32, limit: Duration) -> Result<i32, String> {
         Err(format!("the child ended with wait status {status:#x}"))
     }
 }
+
+/// Runs the ignored test `name` of the current test binary alone, in a
+/// process of its own with the environment variable `env` set, and returns
+/// its standard error once it succeeded and printed `passed` on standard
+/// output. Tests that fork need this: the test harness runs other tests on
+/// threads of the same process, and a child copies whatever locks they
+/// hold. The test named here checks `env` to know it is the one meant to
+/// run; the caller returns at once when `env` is already set.
+pub fn run_alone(name: &str, env: &str, passed: &str) -> Result<String, String> {
+    let out = std::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
+        .args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(env, "1")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .map_err(|e| format!("cannot run {name}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() && stdout.contains(passed) {
+        Ok(stderr)
+    } else {
+        Err(format!(
+            "{name} failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            out.status
+        ))
+    }
+}
