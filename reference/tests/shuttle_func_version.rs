@@ -11,6 +11,8 @@
 //!  RUST_BACKTRACE=0 cargo test -p cpyrt-reference --release --test shuttle_func_version`
 #![cfg(cpyrt_shuttle)]
 
+mod shuttle_common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -19,8 +21,9 @@ use cpyrt_reference::func_version::{Config, Op, Runtime, thread as handle};
 use cpyrt_reference::primitive::thread;
 use cpyrt_spec::func_version::{Attr, CallKind, Design, FuncVersion};
 use cpyrt_spec::replay;
-use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler};
+use shuttle::scheduler::Scheduler;
 use shuttle::{Config as ShuttleConfig, Runner};
+use shuttle_common::{KINDS, Kind};
 
 /// Schedules per scheduler for the shipped design. Measured on the
 /// project's 2-core machine (loaded), release build: 1,000 traced
@@ -35,19 +38,8 @@ const PCT_DEPTH: usize = 3;
 /// Fixed seed: the same schedules, and the same counterexample, every run.
 const SEED: u64 = 0x00c0_ffee;
 
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Random,
-    Pct,
-}
-
-const KINDS: [Kind; 2] = [Kind::Random, Kind::Pct];
-
 fn scheduler(kind: Kind, schedules: usize) -> Box<dyn Scheduler + Send> {
-    match kind {
-        Kind::Random => Box::new(RandomScheduler::new_from_seed(SEED, schedules)),
-        Kind::Pct => Box::new(PctScheduler::new_from_seed(SEED, PCT_DEPTH, schedules)),
-    }
+    shuttle_common::scheduler(kind, SEED, PCT_DEPTH, schedules)
 }
 
 fn config(design: Design, trace: bool) -> Config {

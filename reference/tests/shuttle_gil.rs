@@ -15,6 +15,8 @@
 //!  RUST_BACKTRACE=0 cargo test -p cpyrt-reference --release --test shuttle_gil`
 #![cfg(cpyrt_shuttle)]
 
+mod shuttle_common;
+
 mod gil_common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -24,8 +26,9 @@ use std::time::Instant;
 use cpyrt_reference::gil::{Config, Design, RunLimits};
 use cpyrt_spec::gil::GilSpec;
 use gil_common::*;
-use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler};
+use shuttle::scheduler::Scheduler;
 use shuttle::{Config as ShuttleConfig, Runner};
+use shuttle_common::{KINDS, Kind};
 
 /// Schedules per scheduler for a holding design.
 ///
@@ -49,19 +52,8 @@ const SEED: u64 = 0x0000_6111;
 /// Switch intervals the timer lets pass per run.
 const TICKS: usize = 3;
 
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Random,
-    Pct,
-}
-
-const KINDS: [Kind; 2] = [Kind::Random, Kind::Pct];
-
 fn scheduler(kind: Kind, schedules: usize) -> Box<dyn Scheduler + Send> {
-    match kind {
-        Kind::Random => Box::new(RandomScheduler::new_from_seed(SEED, schedules)),
-        Kind::Pct => Box::new(PctScheduler::new_from_seed(SEED, PCT_DEPTH, schedules)),
-    }
+    shuttle_common::scheduler(kind, SEED, PCT_DEPTH, schedules)
 }
 
 fn how(trace: bool) -> Run {

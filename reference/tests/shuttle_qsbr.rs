@@ -9,6 +9,8 @@
 //!  RUST_BACKTRACE=0 cargo test -p cpyrt-reference --release --test shuttle_qsbr`
 #![cfg(cpyrt_shuttle)]
 
+mod shuttle_common;
+
 mod common;
 
 use std::hint::black_box;
@@ -20,8 +22,9 @@ use cpyrt_reference::primitive::sync::Arc;
 use cpyrt_reference::primitive::thread;
 use cpyrt_reference::qsbr::{Config, Design, Domain, Published, Reclaim};
 use cpyrt_spec::qsbr::{self as spec, Qsbr};
-use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler};
+use shuttle::scheduler::Scheduler;
 use shuttle::{Config as ShuttleConfig, Runner};
+use shuttle_common::{KINDS, Kind};
 
 /// Schedules per scheduler for the shipped design (three threads each).
 ///
@@ -42,18 +45,8 @@ const PCT_DEPTH: usize = 5;
 /// Fixed seeds: the same schedules, and the same counterexample, every run.
 const SEED: u64 = 0x00c0_ffee;
 
-/// The two schedulers of the pass.
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Random,
-    Pct,
-}
-
 fn scheduler(kind: Kind, schedules: usize) -> Box<dyn Scheduler + Send> {
-    match kind {
-        Kind::Random => Box::new(RandomScheduler::new_from_seed(SEED, schedules)),
-        Kind::Pct => Box::new(PctScheduler::new_from_seed(SEED, PCT_DEPTH, schedules)),
-    }
+    shuttle_common::scheduler(kind, SEED, PCT_DEPTH, schedules)
 }
 
 /// Runs `model` on `SCHEDULES` schedules; returns how many ran.
@@ -90,8 +83,6 @@ fn expect_uaf(kind: Kind, name: &str, model: impl Fn() + Send + Sync + 'static) 
     assert!(message.contains("use-after-free"), "{message}");
     tried
 }
-
-const KINDS: [Kind; 2] = [Kind::Random, Kind::Pct];
 
 fn spec_config(design: Design) -> spec::Config {
     spec::Config {

@@ -11,6 +11,8 @@
 //!  RUST_BACKTRACE=0 cargo test -p cpyrt-reference --release --test shuttle_stw`
 #![cfg(cpyrt_shuttle)]
 
+mod shuttle_common;
+
 mod stw_common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -19,8 +21,9 @@ use std::time::Instant;
 
 use cpyrt_reference::stw::{Design, Op, Runtime};
 use cpyrt_spec::stw::Stop;
-use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler};
+use shuttle::scheduler::Scheduler;
 use shuttle::{Config as ShuttleConfig, Runner};
+use shuttle_common::{KINDS, Kind};
 use stw_common::*;
 
 /// Schedules per scheduler and workload for the shipped designs. See
@@ -34,19 +37,8 @@ const PCT_DEPTH: usize = 4;
 /// Fixed seed: the same schedules, and the same counterexample, every run.
 const SEED: u64 = 0x5700_7e57;
 
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Random,
-    Pct,
-}
-
-const KINDS: [Kind; 2] = [Kind::Random, Kind::Pct];
-
 fn scheduler(kind: Kind, schedules: usize) -> Box<dyn Scheduler + Send> {
-    match kind {
-        Kind::Random => Box::new(RandomScheduler::new_from_seed(SEED, schedules)),
-        Kind::Pct => Box::new(PctScheduler::new_from_seed(SEED, PCT_DEPTH, schedules)),
-    }
+    shuttle_common::scheduler(kind, SEED, PCT_DEPTH, schedules)
 }
 
 use Op::*;

@@ -12,6 +12,8 @@
 //!  RUST_BACKTRACE=0 cargo test -p cpyrt-reference --release --test shuttle_type_version`
 #![cfg(cpyrt_shuttle)]
 
+mod shuttle_common;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -20,8 +22,9 @@ use cpyrt_reference::primitive::thread;
 use cpyrt_reference::type_version::{Config, Op, Runtime, thread as handle};
 use cpyrt_spec::replay;
 use cpyrt_spec::type_version::{Config as SpecConfig, Design, TypeDef, TypeVersion};
-use shuttle::scheduler::{PctScheduler, RandomScheduler, Scheduler};
+use shuttle::scheduler::Scheduler;
 use shuttle::{Config as ShuttleConfig, Runner};
+use shuttle_common::{KINDS, Kind};
 
 /// Schedules per scheduler and workload for the shipped design. Measured
 /// on the project's 2-core machine, release build: 2,000 traced and
@@ -39,19 +42,8 @@ const A: u8 = 1;
 const B: u8 = 2;
 const S: u8 = 3;
 
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Random,
-    Pct,
-}
-
-const KINDS: [Kind; 2] = [Kind::Random, Kind::Pct];
-
 fn scheduler(kind: Kind, schedules: usize) -> Box<dyn Scheduler + Send> {
-    match kind {
-        Kind::Random => Box::new(RandomScheduler::new_from_seed(SEED, schedules)),
-        Kind::Pct => Box::new(PctScheduler::new_from_seed(SEED, PCT_DEPTH, schedules)),
-    }
+    shuttle_common::scheduler(kind, SEED, PCT_DEPTH, schedules)
 }
 
 fn ty(name: &str, bases: &[u8], immutable: bool) -> TypeDef {
