@@ -617,6 +617,7 @@ const SECTIONS: &[&str] = &[
     "reference",
     "models",
     "stw",
+    "func-version",
     "type-version",
     "gil",
     "fork",
